@@ -5,8 +5,18 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <utility>
 
 namespace sift::detail {
+inline std::string check_message() {
+    return {};
+}
+template <typename... Args>
+std::string check_message(fmt::format_string<Args...> format, Args&&... args) {
+    return fmt::format(format, std::forward<Args>(args)...);
+}
+
 [[noreturn]] inline void check_failed(const char* file, int line, const char* cond,
                                       const std::string& message) {
     std::fprintf(stderr, "%s:%d: check failed: %s %s\n", file, line, cond, message.c_str());
@@ -20,6 +30,6 @@ namespace sift::detail {
     do {                                                                              \
         if (!(cond)) {                                                                \
             ::sift::detail::check_failed(__FILE__, __LINE__, #cond,                   \
-                                         ::fmt::format("" __VA_OPT__(, ) __VA_ARGS__)); \
+                                         ::sift::detail::check_message(__VA_ARGS__)); \
         }                                                                             \
     } while (0)

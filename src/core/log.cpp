@@ -25,9 +25,13 @@ std::atomic<int>& threshold() {
 
 }  // namespace
 
-LogLevel log_threshold() { return static_cast<LogLevel>(threshold().load()); }
+LogLevel log_threshold() {
+    return static_cast<LogLevel>(threshold().load());
+}
 
-void log_set_threshold(LogLevel level) { threshold().store(static_cast<int>(level)); }
+void log_set_threshold(LogLevel level) {
+    threshold().store(static_cast<int>(level));
+}
 
 void log_write(LogLevel level, std::string_view message) {
     static std::mutex mutex;

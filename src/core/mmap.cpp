@@ -31,7 +31,8 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
         if (addr == MAP_FAILED) {
             int err = errno;
             ::close(fd);
-            return make_error("{}: cannot mmap {} bytes: {}", path, file->size_, std::strerror(err));
+            return make_error("{}: cannot mmap {} bytes: {}", path, file->size_,
+                              std::strerror(err));
         }
         file->data_ = static_cast<const uint8_t*>(addr);
     }

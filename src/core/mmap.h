@@ -12,7 +12,7 @@
 namespace sift {
 
 class MappedFile {
-public:
+  public:
     static Result<std::unique_ptr<MappedFile>> open(const std::string& path);
     ~MappedFile();
     MappedFile(const MappedFile&) = delete;
@@ -21,7 +21,7 @@ public:
     std::span<const uint8_t> bytes() const { return {data_, size_}; }
     const std::string& path() const { return path_; }
 
-private:
+  private:
     MappedFile() = default;
     std::string path_;
     const uint8_t* data_ = nullptr;

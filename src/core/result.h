@@ -21,7 +21,7 @@ Error make_error(fmt::format_string<Args...> format, Args&&... args) {
 
 template <typename T>
 class [[nodiscard]] Result {
-public:
+  public:
     Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}
     Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}
 
@@ -39,13 +39,13 @@ public:
     const Error& error() const { return std::get<1>(state_); }
     const std::string& message() const { return error().message; }
 
-private:
+  private:
     std::variant<T, Error> state_;
 };
 
 template <>
 class [[nodiscard]] Result<void> {
-public:
+  public:
     Result() = default;
     Result(Error error) : error_(std::move(error)), ok_(false) {}
 
@@ -54,7 +54,7 @@ public:
     const Error& error() const { return error_; }
     const std::string& message() const { return error_.message; }
 
-private:
+  private:
     Error error_;
     bool ok_ = true;
 };
@@ -64,8 +64,8 @@ using Status = Result<void>;
 }  // namespace sift
 
 // Propagates an error from an expression yielding Result<...>.
-#define SIFT_TRY(expr)                                       \
-    do {                                                     \
-        auto sift_try_result_ = (expr);                      \
+#define SIFT_TRY(expr)                                               \
+    do {                                                             \
+        auto sift_try_result_ = (expr);                              \
         if (!sift_try_result_.ok()) return sift_try_result_.error(); \
     } while (0)

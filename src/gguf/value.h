@@ -33,6 +33,8 @@ struct Value;
 struct Array {
     ValueType element_type = ValueType::UINT8;
     std::vector<Value> items;  // every item has element_type
+
+    bool operator==(const Array& other) const;  // deep: element type and every item
 };
 
 struct Value {
@@ -61,6 +63,8 @@ struct Value {
     bool is_float() const { return type == ValueType::FLOAT32 || type == ValueType::FLOAT64; }
     const std::string* as_string() const { return std::get_if<std::string>(&data); }
     const Array* as_array() const { return std::get_if<Array>(&data); }
+
+    bool operator==(const Value& other) const;  // same type and same data, arrays deeply
 };
 
 }  // namespace sift::gguf

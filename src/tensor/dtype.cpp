@@ -3,6 +3,7 @@
 #include <array>
 
 #include "core/check.h"
+#include "tensor/quant_blocks.h"
 
 namespace sift {
 namespace {
@@ -44,6 +45,29 @@ constexpr std::array<DTypeTraits, 34> kTraits = {{
     {DType::NVFP4, "nvfp4", 64, 36, true, false},
     {DType::Q1_0, "q1_0", 128, 18, true, false},
 }};
+
+constexpr const DTypeTraits& traits_of(DType type) {
+    for (const DTypeTraits& traits : kTraits) {
+        if (traits.type == type) return traits;
+    }
+    return kTraits[0];  // unreachable for the types asserted below
+}
+
+// The table and the block structs describe the same formats; a mismatch fails the build.
+template <typename Block>
+constexpr bool matches(DType type, int64_t block_size) {
+    return traits_of(type).block_bytes == static_cast<int64_t>(sizeof(Block)) &&
+           traits_of(type).block_size == block_size;
+}
+static_assert(matches<block_q4_0>(DType::Q4_0, kQK4_0));
+static_assert(matches<block_q4_1>(DType::Q4_1, kQK4_1));
+static_assert(matches<block_q5_0>(DType::Q5_0, kQK5_0));
+static_assert(matches<block_q5_1>(DType::Q5_1, kQK5_1));
+static_assert(matches<block_q8_0>(DType::Q8_0, kQK8_0));
+static_assert(matches<block_q4_K>(DType::Q4_K, kQK_K));
+static_assert(matches<block_q5_K>(DType::Q5_K, kQK_K));
+static_assert(matches<block_q6_K>(DType::Q6_K, kQK_K));
+static_assert(matches<block_q8_K>(DType::Q8_K, kQK_K));
 
 }  // namespace
 
