@@ -19,6 +19,7 @@ build: setup $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
+	@scripts/fetch_test_models.sh $(SIFT)
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 demo: build
