@@ -9,13 +9,15 @@
 
 #include "tests/cli/command.h"
 
+#include "tests/test_temp.h"
+
 namespace sift {
 namespace {
 
 namespace fs = std::filesystem;
 
 TEST(Mkmodel, SmolLM2ShapeRoundTripsThroughInspect) {
-    const fs::path dir = fs::temp_directory_path() / "sift_mkmodel_test";
+    const fs::path dir = fs::path(test_temp_path("dir"));
     fs::create_directories(dir);
     const fs::path out = dir / "smol_q4km.gguf";
     CommandResult made = run_command(fmt::format(
@@ -62,7 +64,7 @@ TEST(Mkmodel, RejectsUnknownPresetAndType) {
 }
 
 TEST(Inspect, CorruptFileExitsOneWithOneLine) {
-    const fs::path bad = fs::temp_directory_path() / "sift_inspect_bad.gguf";
+    const fs::path bad = fs::path(test_temp_path("bad.gguf"));
     std::ofstream(bad) << "GGUF\x03\0\0\0garbage";
     CommandResult r = run_command(fmt::format("{} inspect {}", SIFT_BINARY, bad.string()));
     EXPECT_EQ(r.exit_code, 1);

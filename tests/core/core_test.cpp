@@ -6,6 +6,8 @@
 #include "core/mmap.h"
 #include "core/result.h"
 
+#include "tests/test_temp.h"
+
 namespace sift {
 namespace {
 
@@ -37,7 +39,7 @@ TEST(Result, TryPropagatesTheFirstError) {
 }
 
 TEST(MappedFile, MapsWholeFileAndReportsMissingOnes) {
-    const auto path = std::filesystem::temp_directory_path() / "sift_mmap_test.bin";
+    const std::filesystem::path path = test_temp_path("mmap.bin");
     std::ofstream(path, std::ios::binary) << "hello";
     Result<std::unique_ptr<MappedFile>> file = MappedFile::open(path.string());
     ASSERT_TRUE(file.ok()) << file.message();
@@ -55,7 +57,7 @@ TEST(MappedFile, MapsWholeFileAndReportsMissingOnes) {
 }
 
 TEST(MappedFile, EmptyFileMapsToNoBytes) {
-    const auto path = std::filesystem::temp_directory_path() / "sift_mmap_empty.bin";
+    const std::filesystem::path path = test_temp_path("empty.bin");
     std::ofstream(path, std::ios::binary).close();
     Result<std::unique_ptr<MappedFile>> file = MappedFile::open(path.string());
     ASSERT_TRUE(file.ok());

@@ -12,6 +12,8 @@
 
 #include "gguf/gguf.h"
 
+#include "tests/test_temp.h"
+
 namespace sift::gguf {
 namespace {
 
@@ -374,7 +376,7 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
 // A valid file with every kind of section whose last tensor ends at the end of the file, so that
 // every strict prefix is missing something.
 std::vector<uint8_t> small_valid_file() {
-    std::string path = testing::TempDir() + "sift_gguf_small_valid.gguf";
+    std::string path = test_temp_path("small_valid.gguf");
     Writer writer;
     writer.set("general.architecture", Value::string("llama"));
     writer.set("n", Value::u32(7));
@@ -458,7 +460,7 @@ TEST(GgufCorrupt, RandomByteFlipsNeverCrash) {
 }
 
 TEST(GgufCorrupt, OpenNamesThePath) {
-    std::string path = testing::TempDir() + "sift_gguf_corrupt_on_disk.gguf";
+    std::string path = test_temp_path("corrupt_on_disk.gguf");
     {
         std::ofstream out(path, std::ios::binary);
         out << "GGUF";

@@ -12,6 +12,8 @@
 
 #include "gguf/gguf.h"
 
+#include "tests/test_temp.h"
+
 namespace sift::gguf {
 namespace {
 
@@ -177,7 +179,7 @@ void expect_identical_copy(const std::string& source, const std::string& name) {
     const File& f = **opened;
     // SIFT_GGUF_COPY_DIR keeps the copies, e.g. for `scripts/gen_gguf_fixture.py --verify`.
     const char* keep = std::getenv("SIFT_GGUF_COPY_DIR");
-    std::string path = (keep ? std::string(keep) + "/" : testing::TempDir() + "sift_copy_") + name;
+    std::string path = (keep ? std::string(keep) + "/" : test_temp_path("copy_")) + name;
     Writer writer;
     for (const KeyValue& kv : f.metadata()) writer.set(kv.key, kv.value);
     for (const TensorInfo& t : f.tensors()) {

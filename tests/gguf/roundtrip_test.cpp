@@ -13,13 +13,10 @@
 
 #include "gguf/gguf.h"
 
+#include "tests/test_temp.h"
+
 namespace sift::gguf {
 namespace {
-
-std::string temp_path(const std::string& name) {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    return testing::TempDir() + "sift_" + info->test_suite_name() + "_" + info->name() + "_" + name;
-}
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -76,7 +73,7 @@ std::vector<KeyValue> every_value() {
 }
 
 TEST(GgufRoundTrip, EveryValueType) {
-    std::string path = temp_path("values.gguf");
+    std::string path = test_temp_path("values.gguf");
     Writer writer;
     for (const KeyValue& kv : every_value()) writer.set(kv.key, kv.value);
     ASSERT_TRUE(writer.open(path).ok());
@@ -101,7 +98,7 @@ TEST(GgufRoundTrip, EveryValueType) {
 }
 
 TEST(GgufRoundTrip, SetReplacesExistingKey) {
-    std::string path = temp_path("replace.gguf");
+    std::string path = test_temp_path("replace.gguf");
     Writer writer;
     writer.set("a", Value::u32(1));
     writer.set("b", Value::u32(2));
@@ -124,7 +121,7 @@ struct TensorSpec {
 // Writes the tensors with pseudo-random data, in chunks of `chunk` bytes that straddle tensor
 // boundaries, then checks everything the reader reports.
 void round_trip_tensors(const std::vector<TensorSpec>& specs, uint32_t alignment, size_t chunk) {
-    std::string path = temp_path(fmt::format("tensors_{}_{}.gguf", alignment, chunk));
+    std::string path = test_temp_path(fmt::format("tensors_{}_{}.gguf", alignment, chunk));
     Writer writer;
     writer.set("general.architecture", Value::string("test"));
     if (alignment != kDefaultAlignment) writer.set("general.alignment", Value::u32(alignment));
@@ -209,7 +206,7 @@ TEST(GgufRoundTrip, Alignment4096) {
 
 TEST(GgufRoundTrip, Version2IsReadable) {
     // v2 and v3 share the layout (u64 counts); only the version field differs.
-    std::string path = temp_path("v2.gguf");
+    std::string path = test_temp_path("v2.gguf");
     Writer writer;
     writer.set("k", Value::string("v"));
     ASSERT_TRUE(writer.add_tensor("w", std::vector<int64_t>{4}, DType::F32).ok());
@@ -231,7 +228,7 @@ TEST(GgufRoundTrip, Version2IsReadable) {
 
 // Builds an in-memory file holding the given metadata.
 std::unique_ptr<File> parse_kvs(const std::vector<KeyValue>& kvs, std::vector<uint8_t>& storage) {
-    std::string path = temp_path("kvs.gguf");
+    std::string path = test_temp_path("kvs.gguf");
     Writer writer;
     for (const KeyValue& kv : kvs) writer.set(kv.key, kv.value);
     EXPECT_TRUE(writer.open(path).ok());
@@ -325,7 +322,7 @@ TEST(GgufWriter, RejectsBadTensors) {
 }
 
 TEST(GgufWriter, EnforcesWriteOrderAndCompleteness) {
-    std::string path = temp_path("incomplete.gguf");
+    std::string path = test_temp_path("incomplete.gguf");
     Writer writer;
     std::vector<uint8_t> bytes(64, 1);
     EXPECT_FALSE(writer.write(bytes).ok());  // before open
@@ -348,7 +345,7 @@ TEST(GgufWriter, RejectsBadMetadata) {
     auto open_with = [&](const Value& v, const std::string& key = "k") {
         Writer writer;
         writer.set(key, v);
-        return writer.open(temp_path("bad_meta.gguf"));
+        return writer.open(test_temp_path("bad_meta.gguf"));
     };
     EXPECT_FALSE(open_with(Value::u32(3), "general.alignment").ok());
     EXPECT_FALSE(open_with(Value::u32(0), "general.alignment").ok());
@@ -358,7 +355,7 @@ TEST(GgufWriter, RejectsBadMetadata) {
     EXPECT_FALSE(open_with(Value{ValueType::STRING, uint64_t{1}}).ok());
     EXPECT_FALSE(open_with(nested(8)).ok());  // 9 levels: the reader would refuse it
     EXPECT_TRUE(open_with(nested(7)).ok());
-    std::remove(temp_path("bad_meta.gguf").c_str());
+    std::remove(test_temp_path("bad_meta.gguf").c_str());
 }
 
 TEST(GgufWriter, CannotCreateFileIsAnError) {
