@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libfmt-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libzip-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libzip-dev zlib1g-dev libpcre2-dev
   clang lld libclang-rt-dev
   python3 python3-venv python3-pip
 )

@@ -15,10 +15,12 @@ int cli_main(int argc, char** argv) {
     app.fallthrough(false);
 
     int exit_code = 0;
+    add_run_command(app, exit_code);
     add_inspect_command(app, exit_code);
     add_models_command(app, exit_code);
     add_mkmodel_command(app, exit_code);
     add_info_command(app, exit_code);
+    add_template_command(app, exit_code);
 
     try {
         app.parse(argc, argv);

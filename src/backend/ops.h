@@ -1,0 +1,100 @@
+// The one list of ops. Model code calls only these; each backend (cpu/, cuda/) implements all of
+// them, and every CUDA op is checked against the CPU one in the op-parity harness.
+//
+// Conventions: tensors are views (tensor/tensor.h); ne[0] is the contiguous dimension. Activations
+// are F32 [width, n_tokens]. Outputs are preallocated by the caller and never alias inputs unless
+// an op says so. A batch may hold tokens of several sequences: per-token positions and sequence ids
+// are I32 tensors [n_tokens] on the backend's device.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "tensor/tensor.h"
+
+namespace sift {
+
+struct RopeParams {
+    int32_t n_rot = 0;        // rotated dims per head (<= head_dim); the rest pass through
+    bool neox = false;        // NeoX pairs (i, i + n_rot/2) instead of adjacent pairs (2i, 2i+1)
+    float freq_base = 10000;  // theta_i = pos * freq_scale * base^(-2i/n_rot) / freq_factors[i]
+    float freq_scale = 1;     // linear position scaling (1 = none)
+    const Tensor* freq_factors = nullptr;  // F32 [n_rot/2] (llama3-style scaling) or null
+};
+
+// Keys live in cache cells; a query token t sees cell c when
+//   cell_seq[c] == q_seq[t] and cell_pos[c] <= q_pos[t]
+//   and (window == 0 or q_pos[t] - cell_pos[c] < window)
+//   and (mask == null or mask[t][c - cell_begin] == 0).
+// Empty cells carry seq -1. Positions need not be contiguous (kept spans keep their positions).
+struct AttentionParams {
+    float scale = 1;     // applied to q.k (usually 1/sqrt(head_dim))
+    int32_t window = 0;  // sliding window in positions; 0 = none
+    float softcap = 0;   // scores = softcap * tanh(scores / softcap); 0 = off
+};
+
+struct AttentionInputs {
+    Tensor q;                // F32 [head_dim, n_head, n_tokens]
+    Tensor k;                // F16/F32 [head_dim, n_head_kv, n_cells] (cache view, any strides)
+    Tensor v;                // F16/F32 [head_dim, n_head_kv, n_cells]
+    Tensor q_pos;            // I32 [n_tokens]
+    Tensor q_seq;            // I32 [n_tokens]
+    Tensor cell_pos;         // I32 [n_cells]
+    Tensor cell_seq;         // I32 [n_cells]
+    int64_t cell_begin = 0;  // only cells [cell_begin, cell_end) are considered
+    int64_t cell_end = 0;
+    const Tensor* mask = nullptr;  // F32 [cell_end - cell_begin, n_tokens], 0 or -inf; optional
+};
+
+class Backend {
+  public:
+    virtual ~Backend() = default;
+    virtual Device device() const = 0;
+    virtual std::string name() const = 0;
+
+    // Memory on the backend's device. alloc never returns null (out of memory aborts with a
+    // message); a model checks its budget before allocating.
+    virtual void* alloc(size_t bytes) = 0;
+    virtual void free(void* ptr) = 0;
+    virtual void upload(const Tensor& dst, const void* src, size_t bytes) = 0;
+    virtual void download(void* dst, const Tensor& src, size_t bytes) = 0;
+    virtual void synchronize() = 0;
+
+    // out[:, t] = table[:, ids[t]] as F32. table any type [width, n_rows]; ids I32 [n].
+    virtual void get_rows(const Tensor& table, const Tensor& ids, Tensor out) = 0;
+    // out[:, t] = W x[:, t]: w any type [k, n] (n rows of k), x F32 [k, T], out F32 [n, T].
+    virtual void matmul(const Tensor& w, const Tensor& x, Tensor out) = 0;
+    // Elementwise on F32 [n, T]; b is [n, T] or [n] (broadcast over tokens). out may alias a.
+    virtual void add(const Tensor& a, const Tensor& b, Tensor out) = 0;
+    virtual void mul(const Tensor& a, const Tensor& b, Tensor out) = 0;
+    virtual void scale(const Tensor& x, float s, Tensor out) = 0;  // out may alias x
+    // out = x / rms(x) * w per column of x F32 [n, T]; w F32 [n] or null. out may alias x.
+    virtual void rms_norm(const Tensor& x, const Tensor* w, float eps, Tensor out) = 0;
+    // Rotates x F32 [head_dim, n_head, T] by positions pos I32 [T]. out may alias x.
+    virtual void rope(const Tensor& x, const Tensor& pos, const RopeParams& params, Tensor out) = 0;
+    // out = silu(gate) * up and out = gelu_tanh(gate) * up, F32 [n, T].
+    virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor out) = 0;
+    virtual void geglu(const Tensor& gate, const Tensor& up, Tensor out) = 0;
+    // dst[:, idx[t]] = convert(src[:, t]): src F32 [w, T], dst F32/F16 [w, n_rows], idx I32 [T].
+    virtual void set_rows(const Tensor& src, const Tensor& idx, Tensor dst) = 0;
+    // Softmax attention with GQA (n_head a multiple of n_head_kv); out F32 [head_dim, n_head, T].
+    virtual void attention(const AttentionInputs& in, const AttentionParams& params,
+                           Tensor out) = 0;
+    // out[t] = argmax over x[:, t]: x F32 [n, T], out I32 [T] (lowest index wins ties).
+    virtual void argmax(const Tensor& x, Tensor out) = 0;
+};
+
+struct CpuBackendOptions {
+    int n_threads = 0;  // <= 0: all cores
+    // Exact: matmuls dequantize weights to F32 and accumulate in F32 (what transformers computes
+    // from the same GGUF). Otherwise activations are quantized to 8 bits and dotted with integer
+    // SIMD against the quantized weights, as llama.cpp does: several times faster, ~1e-3 relative
+    // error per matmul.
+    bool exact = false;
+};
+
+std::unique_ptr<Backend> backend_cpu_create(const CpuBackendOptions& options);
+
+}  // namespace sift

@@ -1,0 +1,170 @@
+// `sift run`: one-shot generation from a prompt, streaming text, with timings.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "backend/ops.h"
+#include "cli/cli.h"
+#include "cli/run_prompt.h"
+#include "model/model.h"
+#include "runtime/generate.h"
+#include "tokenizer/tokenizer.h"
+
+namespace sift::cli {
+namespace {
+
+struct RunOptions {
+    std::string model;
+    std::string prompt;
+    std::string prompt_file;
+    std::string system;
+    bool chat = false;
+    int32_t n_predict = 256;
+    int64_t n_ctx = 0;
+    int32_t n_ubatch = 512;
+    int threads = 0;
+    bool exact = false;
+    std::string cache_type = "f16";
+    GenerateParams gen;
+    std::string dump_logits;
+    std::string dump_layers;
+    bool json = false;
+};
+
+Status write_floats(const std::string& path, const std::vector<float>& values) {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(values.data()),
+              static_cast<std::streamsize>(values.size() * sizeof(float)));
+    if (!out) return make_error("{}: cannot write logits", path);
+    return {};
+}
+
+Status run(RunOptions& opt) {
+    std::string user_text = opt.prompt;
+    if (!opt.prompt_file.empty()) {
+        std::ifstream in(opt.prompt_file, std::ios::binary);
+        if (!in) return make_error("{}: cannot read prompt file", opt.prompt_file);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        user_text = ss.str() + (opt.prompt.empty() ? "" : "\n" + opt.prompt);
+    }
+    if (user_text.empty()) return make_error("no prompt: give -p TEXT or -f FILE");
+
+    CpuBackendOptions backend_options;
+    backend_options.n_threads = opt.threads;
+    backend_options.exact = opt.exact;
+    std::unique_ptr<Backend> backend = backend_cpu_create(backend_options);
+    const std::optional<DType> kv_type = dtype_from_name(opt.cache_type);
+    if (!kv_type) return make_error("unknown --cache-type '{}' (f16, f32)", opt.cache_type);
+    ModelOptions model_options;
+    model_options.n_ctx = opt.n_ctx;
+    model_options.n_ubatch = opt.n_ubatch;
+    model_options.kv_type = *kv_type;
+    model_options.dump_layers = opt.dump_layers;
+    Result<std::unique_ptr<Model>> model = Model::load(opt.model, *backend, model_options);
+    if (!model) return model.error();
+    Result<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::from_gguf((*model)->file());
+    if (!tokenizer) return make_error("{}: {}", opt.model, tokenizer.message());
+
+    Result<std::vector<int32_t>> prompt =
+        opt.chat ? chat_prompt_tokens((*model)->file(), **tokenizer, opt.system, user_text)
+                 : Result<std::vector<int32_t>>((*tokenizer)->encode(user_text, true, true));
+    if (!prompt) return prompt.error();
+
+    opt.gen.n_predict = opt.dump_logits.empty() ? opt.n_predict : std::min(opt.n_predict, 0);
+    opt.gen.keep_prompt_logits = !opt.dump_logits.empty();
+    auto on_text = [&](std::string_view text) {
+        if (opt.json) return;
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+    };
+    Result<GenerateResult> r = generate(**model, **tokenizer, *prompt, opt.gen, on_text);
+    if (!r) return r.error();
+    if (!opt.dump_logits.empty()) SIFT_TRY(write_floats(opt.dump_logits, r->prompt_logits));
+
+    const double prefill_tps = r->prefill_seconds > 0 ? r->n_prompt / r->prefill_seconds : 0;
+    const size_t n_decoded = r->tokens.empty() ? 0 : r->tokens.size() - 1;
+    const double decode_tps = r->decode_seconds > 0 ? n_decoded / r->decode_seconds : 0;
+    if (opt.json) {
+        nlohmann::json out = {{"text", r->text},
+                              {"tokens", r->tokens},
+                              {"stop_reason", r->stop_reason},
+                              {"timings",
+                               {{"prompt_tokens", r->n_prompt},
+                                {"generated_tokens", r->tokens.size()},
+                                {"prefill_seconds", r->prefill_seconds},
+                                {"prefill_tokens_per_second", prefill_tps},
+                                {"decode_seconds", r->decode_seconds},
+                                {"decode_tokens_per_second", decode_tps},
+                                {"ttft_seconds", r->ttft_seconds}}}};
+        fmt::print("{}\n", out.dump(2));
+    } else {
+        fmt::print("\n");
+        fmt::print(stderr,
+                   "\nsift run: prompt {} tokens, prefill {:.1f} tok/s ({:.3f} s); generated {} "
+                   "tokens, decode {:.1f} tok/s; TTFT {:.3f} s; stop: {}\n",
+                   r->n_prompt, prefill_tps, r->prefill_seconds, r->tokens.size(), decode_tps,
+                   r->ttft_seconds, r->stop_reason);
+    }
+    return {};
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, int& exit_code) {
+    auto opt = std::make_shared<RunOptions>();
+    CLI::App* sub = app.add_subcommand("run", "Generate text from a prompt (streams the output)");
+    sub->add_option("-m,--model", opt->model, "GGUF model")->required();
+    sub->add_option("-p,--prompt", opt->prompt,
+                    "Prompt text (after -f's text when both are given)");
+    sub->add_option("-f,--file", opt->prompt_file, "Read the prompt from a file");
+    sub->add_flag("--chat", opt->chat, "Apply the model's chat template to the prompt");
+    sub->add_option("--system", opt->system, "System message for --chat");
+    sub->add_option("-n,--n-predict", opt->n_predict,
+                    "Tokens to generate (-1: until the end; 0: prefill only)")
+        ->capture_default_str();
+    sub->add_option("-c,--ctx-size", opt->n_ctx,
+                    "Context size in tokens (0: the model's, capped by memory)")
+        ->capture_default_str();
+    sub->add_option("-u,--ubatch-size", opt->n_ubatch, "Tokens per forward chunk")
+        ->capture_default_str();
+    sub->add_option("-t,--threads", opt->threads, "CPU threads (0: all cores)")
+        ->capture_default_str();
+    sub->add_flag("--exact", opt->exact,
+                  "F32 matmuls on dequantized weights (slower; reference results)");
+    sub->add_option("--cache-type", opt->cache_type, "KV cache type: f16 or f32")
+        ->capture_default_str();
+    SamplerParams& s = opt->gen.sampling;
+    sub->add_option("--temp", s.temperature, "Temperature (0: greedy)")->capture_default_str();
+    sub->add_option("--top-k", s.top_k, "Top-k (0: off)")->capture_default_str();
+    sub->add_option("--top-p", s.top_p, "Top-p (1: off)")->capture_default_str();
+    sub->add_option("--min-p", s.min_p, "Min-p (0: off)")->capture_default_str();
+    sub->add_option("--repeat-penalty", s.repeat_penalty, "Repetition penalty (1: off)")
+        ->capture_default_str();
+    sub->add_option("--repeat-last-n", s.penalty_last_n, "Tokens the penalties look back at")
+        ->capture_default_str();
+    sub->add_option("--presence-penalty", s.presence_penalty, "Presence penalty")
+        ->capture_default_str();
+    sub->add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty")
+        ->capture_default_str();
+    sub->add_option("-s,--seed", s.seed, "Sampling seed")->capture_default_str();
+    sub->add_option("--stop", opt->gen.stop, "Stop string (repeatable)");
+    sub->add_flag("--ignore-eos", opt->gen.ignore_eos,
+                  "Keep generating past end-of-generation tokens");
+    sub->add_option(
+        "--dump-logits", opt->dump_logits,
+        "Write the last prompt position's logits (float32) to FILE; stops after prefill");
+    sub->add_option("--dump-layers", opt->dump_layers, "Write per-layer hidden states to DIR");
+    sub->add_flag("--json", opt->json, "Print the result and timings as one JSON object");
+    sub->callback([opt, &exit_code] {
+        Status s = run(*opt);
+        if (!s) fmt::print(stderr, "sift: error: {}\n", s.message());
+        exit_code = s ? 0 : 1;
+    });
+}
+
+}  // namespace sift::cli

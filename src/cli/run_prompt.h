@@ -1,0 +1,19 @@
+// Prompt tokens for `sift run --chat`: the model's chat template around one user message.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
+
+namespace sift::cli {
+
+// Renders [system?, user] with add_generation_prompt and tokenizes it with special tokens parsed
+// and none added (the template writes BOS itself where the model wants one), as transformers'
+// apply_chat_template(tokenize=True) does.
+Result<std::vector<int32_t>> chat_prompt_tokens(const gguf::File& file, const Tokenizer& tokenizer,
+                                                const std::string& system, const std::string& user);
+
+}  // namespace sift::cli

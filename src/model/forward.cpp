@@ -1,0 +1,129 @@
+#include "model/forward.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <vector>
+
+namespace sift {
+
+Tensor Arena::alloc(DType type, int64_t width, int64_t n) {
+    const size_t bytes = static_cast<size_t>(*dtype_row_bytes(type, width) * n);
+    const size_t aligned = (used_ + 63) & ~size_t{63};  // SIMD loads want aligned rows
+    SIFT_CHECK(aligned + bytes <= bytes_, "scratch arena overflow: {} + {} > {}", aligned, bytes,
+               bytes_);
+    used_ = aligned + bytes;
+    return Tensor::view(base_ + aligned, type, {width, n}, device_);
+}
+
+void ForwardContext::dump(const std::string& name, int il, const Tensor& t) {
+    if (dump_dir.empty()) return;
+    std::vector<float> host(static_cast<size_t>(t.n_elements()));
+    be.download(host.data(), t, host.size() * sizeof(float));
+    const std::string path =
+        il >= 0 ? fmt::format("{}/{:03d}-{}.{}.f32", dump_dir, dump_index, name, il)
+                : fmt::format("{}/{:03d}-{}.f32", dump_dir, dump_index, name);
+    ++dump_index;
+    if (std::FILE* f = std::fopen(path.c_str(), "wb")) {
+        std::fwrite(host.data(), sizeof(float), host.size(), f);
+        std::fclose(f);
+    }
+}
+
+Tensor block_norm(ForwardContext& c, const Tensor& x, const Tensor& weight) {
+    Tensor out = c.act(x.ne[0]);
+    c.be.rms_norm(x, &weight, c.hp.norm_eps, out);
+    return out;
+}
+
+// Views a [heads * head_dim, T] activation as [head_dim, heads, T].
+static Tensor heads_view(const Tensor& t, int64_t head_dim) {
+    return Tensor::view(t.data, t.type, {head_dim, t.ne[0] / head_dim, t.ne[1]}, t.device);
+}
+
+Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const AttentionOptions& opt) {
+    const HParams& hp = c.hp;
+    const LayerWeights& l = c.w.layers[static_cast<size_t>(il)];
+    Tensor q = c.act(hp.q_dim()), k = c.act(hp.kv_dim()), v = c.act(hp.kv_dim());
+    c.be.matmul(l.wq, h, q);
+    c.be.matmul(l.wk, h, k);
+    c.be.matmul(l.wv, h, v);
+    if (has(l.bq)) c.be.add(q, l.bq, q);
+    if (has(l.bk)) c.be.add(k, l.bk, k);
+    if (has(l.bv)) c.be.add(v, l.bv, v);
+    Tensor qh = heads_view(q, hp.head_dim), kh = heads_view(k, hp.head_dim);
+    if (opt.qk_norm) {
+        // Normalise each head's vector: view as [head_dim, heads * T].
+        Tensor q2 =
+            Tensor::view(q.data, q.type, {hp.head_dim, q.ne[0] / hp.head_dim * q.ne[1]}, q.device);
+        Tensor k2 =
+            Tensor::view(k.data, k.type, {hp.head_dim, k.ne[0] / hp.head_dim * k.ne[1]}, k.device);
+        c.be.rms_norm(q2, &l.q_norm, hp.norm_eps, q2);
+        c.be.rms_norm(k2, &l.k_norm, hp.norm_eps, k2);
+    }
+    RopeParams rope;
+    rope.n_rot = hp.n_rot;
+    rope.neox = hp.rope_neox;
+    rope.freq_base = opt.rope_base;
+    rope.freq_scale = opt.rope_scale;
+    rope.freq_factors = has(c.w.rope_freqs) ? &c.w.rope_freqs : nullptr;
+    c.be.rope(qh, c.pos, rope, qh);
+    c.be.rope(kh, c.pos, rope, kh);
+    c.dump("q", il, q);
+    c.dump("k", il, k);
+
+    const Tensor cache_k = c.kv.k(il), cache_v = c.kv.v(il);
+    c.be.set_rows(
+        Tensor::view(k.data, k.type, {hp.kv_dim(), c.n_tokens}, k.device), c.cells,
+        Tensor::view(cache_k.data, cache_k.type, {hp.kv_dim(), cache_k.ne[2]}, cache_k.device));
+    c.be.set_rows(
+        Tensor::view(v.data, v.type, {hp.kv_dim(), c.n_tokens}, v.device), c.cells,
+        Tensor::view(cache_v.data, cache_v.type, {hp.kv_dim(), cache_v.ne[2]}, cache_v.device));
+
+    AttentionInputs in;
+    in.q = qh;
+    in.k = cache_k;
+    in.v = cache_v;
+    in.q_pos = c.pos;
+    in.q_seq = c.seq;
+    in.cell_pos = c.kv.cell_pos();
+    in.cell_seq = c.kv.cell_seq();
+    in.cell_begin = 0;
+    in.cell_end = c.kv.used_end();
+    AttentionParams params;
+    params.scale = hp.attn_scale;
+    params.window = opt.sliding ? hp.sliding_window : 0;
+    params.softcap = hp.attn_softcap;
+    Tensor attn = c.act(hp.q_dim());
+    c.be.attention(in, params, heads_view(attn, hp.head_dim));
+    c.dump("attn", il, attn);
+    Tensor out = c.act(hp.n_embd);
+    c.be.matmul(l.wo, attn, out);
+    return out;
+}
+
+Tensor block_ffn(ForwardContext& c, int il, const Tensor& h, FfnActivation act) {
+    const LayerWeights& l = c.w.layers[static_cast<size_t>(il)];
+    Tensor gate = c.act(c.hp.n_ff), up = c.act(c.hp.n_ff);
+    c.be.matmul(l.w_gate, h, gate);
+    c.be.matmul(l.w_up, h, up);
+    if (act == FfnActivation::FFN_SILU) {
+        c.be.swiglu(gate, up, gate);
+    } else {
+        c.be.geglu(gate, up, gate);
+    }
+    Tensor out = c.act(c.hp.n_embd);
+    c.be.matmul(l.w_down, gate, out);
+    return out;
+}
+
+void block_logits(ForwardContext& c, const Tensor& x) {
+    const int64_t n_out = c.out_rows.ne[0];
+    Tensor rows = c.arena.alloc(DType::F32, c.hp.n_embd, n_out);
+    c.be.get_rows(x, c.out_rows, rows);
+    c.be.rms_norm(rows, &c.w.output_norm, c.hp.norm_eps, rows);
+    c.dump("result_norm", -1, rows);
+    c.be.matmul(c.w.output, rows, c.logits);
+}
+
+}  // namespace sift

@@ -1,0 +1,73 @@
+// Shared blocks of the forward pass (norm, attention, feed-forward, logits) that each
+// architecture's forward composes. Intermediates are named so --dump-layers can write them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "backend/ops.h"
+#include "model/hparams.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+
+namespace sift {
+
+// Bump allocator over the model's scratch memory, reset per micro-batch.
+class Arena {
+  public:
+    Arena(void* base, size_t bytes, Device device)
+        : base_(static_cast<uint8_t*>(base)), bytes_(bytes), device_(device) {}
+    Tensor alloc(DType type, int64_t width, int64_t n);
+    size_t used() const { return used_; }
+    void reset(size_t used) { used_ = used; }  // frees everything allocated after `used`
+
+  private:
+    uint8_t* base_;
+    size_t bytes_;
+    size_t used_ = 0;
+    Device device_;
+};
+
+struct ForwardContext {
+    Backend& be;
+    const HParams& hp;
+    const ModelWeights& w;
+    KvCache& kv;
+    Arena& arena;
+    int64_t n_tokens;
+    Tensor ids{};            // I32 [T]
+    Tensor pos{};            // I32 [T]
+    Tensor seq{};            // I32 [T]
+    Tensor cells{};          // I32 [T]: cache cell of each token
+    Tensor out_rows{};       // I32 [n_out]: tokens whose logits are wanted
+    Tensor logits{};         // F32 [n_vocab, n_out]
+    std::string dump_dir{};  // per-layer dumps when not empty
+    int64_t dump_index = 0;
+
+    Tensor act(int64_t width) { return arena.alloc(DType::F32, width, n_tokens); }
+    // Writes t to dump_dir as float32 when dumping is on.
+    void dump(const std::string& name, int il, const Tensor& t);
+};
+
+Tensor block_norm(ForwardContext& c, const Tensor& x, const Tensor& weight);
+
+struct AttentionOptions {
+    bool qk_norm = false;  // RMS-normalise q and k per head (qwen3, gemma3)
+    bool sliding = false;  // layer uses the sliding window
+    float rope_base = 10000;
+    float rope_scale = 1;
+};
+// Self-attention of layer il on normalised input h [n_embd, T]; returns wo * attention [n_embd, T].
+Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const AttentionOptions& opt);
+
+enum class FfnActivation { FFN_SILU, FFN_GELU_TANH };
+Tensor block_ffn(ForwardContext& c, int il, const Tensor& h, FfnActivation act);
+
+// Final norm and output projection of the wanted rows of x into c.logits.
+void block_logits(ForwardContext& c, const Tensor& x);
+
+// One forward per architecture family (model/arch_*.cpp): llama, qwen2 and qwen3 share one.
+void forward_llama(ForwardContext& c);
+void forward_gemma3(ForwardContext& c);
+
+}  // namespace sift

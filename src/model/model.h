@@ -1,0 +1,78 @@
+// A loaded model: hyperparameters, bound weights, KV cache and the forward pass.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/ops.h"
+#include "core/result.h"
+#include "gguf/gguf.h"
+#include "model/hparams.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+
+namespace sift {
+
+// Tokens of one or more sequences to run together. Each token has a position, a sequence id and
+// whether its logits are wanted.
+struct Batch {
+    std::vector<int32_t> tokens;
+    std::vector<int32_t> pos;
+    std::vector<int32_t> seq;
+    std::vector<uint8_t> want_logits;
+
+    void add(int32_t token, int32_t position, int32_t sequence, bool logits) {
+        tokens.push_back(token);
+        pos.push_back(position);
+        seq.push_back(sequence);
+        want_logits.push_back(logits ? 1 : 0);
+    }
+    size_t size() const { return tokens.size(); }
+    int64_t n_outputs() const;
+};
+
+struct ModelOptions {
+    int64_t n_ctx = 0;  // KV cells; 0 = the model's training context
+    DType kv_type = DType::F16;
+    int32_t n_ubatch = 512;   // tokens per forward chunk (bounds activation memory)
+    std::string dump_layers;  // directory for per-layer hidden states ("" = off)
+};
+
+class Model {
+  public:
+    static Result<std::unique_ptr<Model>> load(const std::string& path, Backend& backend,
+                                               const ModelOptions& options);
+    ~Model();
+
+    const HParams& hparams() const { return hp_; }
+    const gguf::File& file() const { return *file_; }
+    KvCache& kv() { return *kv_; }
+    Backend& backend() { return backend_; }
+    int64_t n_ctx() const { return kv_->n_cells(); }
+
+    // Runs the batch through the model in chunks of n_ubatch tokens, writing K/V into the cache.
+    // Returns the logits of tokens with want_logits, [n_outputs][n_vocab] row-major on the host.
+    Result<std::vector<float>> decode(const Batch& batch);
+
+  private:
+    Model(Backend& backend) : backend_(backend) {}
+    void forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells, size_t first,
+                        size_t count, std::vector<float>& logits);
+
+    Backend& backend_;
+    std::unique_ptr<gguf::File> file_;
+    HParams hp_;
+    ModelOptions options_;
+    std::unique_ptr<WeightStorage> storage_;
+    ModelWeights w_;
+    std::unique_ptr<KvCache> kv_;
+    void* scratch_ = nullptr;
+    size_t scratch_bytes_ = 0;
+    void* logits_buf_ = nullptr;  // grows to the largest number of wanted rows
+    size_t logits_bytes_ = 0;
+    int64_t n_dumped_ = 0;
+};
+
+}  // namespace sift

@@ -1,0 +1,98 @@
+#include "runtime/generate.h"
+
+#include <chrono>
+
+#include "sampling/stop.h"
+
+namespace sift {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+bool is_end_of_generation(const Tokenizer& tok, int32_t id) {
+    const SpecialTokens& s = tok.special();
+    return id == s.eos || id == s.eot || id == s.eom;
+}
+
+}  // namespace
+
+Result<GenerateResult> generate(Model& model, const Tokenizer& tokenizer,
+                                std::span<const int32_t> prompt, const GenerateParams& params,
+                                const std::function<void(std::string_view)>& on_text) {
+    if (prompt.empty()) return make_error("empty prompt: nothing to run");
+    const int64_t n_ctx = model.n_ctx();
+    if (static_cast<int64_t>(prompt.size()) >= n_ctx) {
+        return make_error("prompt of {} tokens does not fit the context of {} tokens (raise -c)",
+                          prompt.size(), n_ctx);
+    }
+    GenerateResult result;
+    result.n_prompt = static_cast<int64_t>(prompt.size());
+    model.kv().clear();
+    Sampler sampler(params.sampling);
+    for (int32_t id : prompt) sampler.accept(id);
+
+    const Clock::time_point start = Clock::now();
+    Batch batch;
+    for (size_t i = 0; i < prompt.size(); ++i) {
+        batch.add(prompt[i], static_cast<int32_t>(i), 0, i + 1 == prompt.size());
+    }
+    Result<std::vector<float>> logits = model.decode(batch);
+    if (!logits) return logits.error();
+    result.prefill_seconds = seconds_since(start);
+    if (params.keep_prompt_logits) result.prompt_logits = *logits;
+    if (params.n_predict == 0) {
+        result.stop_reason = "prefill";
+        result.ttft_seconds = result.prefill_seconds;
+        return result;
+    }
+
+    TokenStreamDecoder decoder(tokenizer, true);
+    StopMatcher stops(params.stop);
+    auto emit = [&](const std::string& text) {
+        if (text.empty()) return;
+        result.text += text;
+        if (on_text) on_text(text);
+    };
+    int32_t pos = static_cast<int32_t>(prompt.size());
+    Clock::time_point decode_start;
+    while (true) {
+        const int32_t id = sampler.sample(*logits);
+        if (result.tokens.empty()) {
+            result.ttft_seconds = seconds_since(start);
+            decode_start = Clock::now();
+        }
+        if (!params.ignore_eos && is_end_of_generation(tokenizer, id)) {
+            result.stop_reason = "eos";
+            break;
+        }
+        sampler.accept(id);
+        result.tokens.push_back(id);
+        emit(stops.push(decoder.push(id)));
+        if (stops.stopped()) {
+            result.stop_reason = "stop";
+            break;
+        }
+        if (params.n_predict > 0 &&
+            static_cast<int32_t>(result.tokens.size()) >= params.n_predict) {
+            result.stop_reason = "length";
+            break;
+        }
+        if (pos + 1 >= n_ctx) {
+            result.stop_reason = "context";
+            break;
+        }
+        Batch next;
+        next.add(id, pos++, 0, true);
+        logits = model.decode(next);
+        if (!logits) return logits.error();
+    }
+    if (!stops.stopped()) emit(stops.push(decoder.flush()) + stops.flush());
+    result.decode_seconds = result.tokens.size() > 1 ? seconds_since(decode_start) : 0;
+    return result;
+}
+
+}  // namespace sift
