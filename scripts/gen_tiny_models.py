@@ -4,7 +4,7 @@
 For each fixture it builds a small random Hugging Face model in float32, converts it to GGUF the
 way llama.cpp's convert_hf_to_gguf.py does (same tensor names, metadata keys and weight
 transforms; the code here is our own), and saves transformers' float32 outputs as references:
-logits at every position of 4 prompts, the residual stream after every layer for one prompt,
+logits at every position of 3 or 4 prompts, the residual stream after every layer for one prompt,
 and a 16-token greedy continuation.
 
     python scripts/gen_tiny_models.py              # (re)writes tests/data/models/
@@ -23,7 +23,8 @@ Every written GGUF is verified three ways before its references are saved:
      (F32) or the dequantized weights the references are computed from (F16, Q8_0);
   2. transformers loads the GGUF (AutoModelForCausalLM, gguf_file=...) with the config it rebuilds
      from the metadata; for qwen3, gemma3 and llama3 rope scaling that config is known to be
-     incomplete (see KNOWN_CONFIG_GAPS), so the mismatch is reported, not fatal;
+     incomplete (KNOWN_CONFIG_GAPS): the mismatch is reported, and the load is repeated with
+     just the missing field set, which must match;
   3. transformers loads the GGUF again with our config, which checks only its weight reversal
      (un-permute, norm -1); its logits must match the references.
 """

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -99,8 +100,6 @@ def prompt_ids(args, tok, meta: dict) -> tuple[list[int], dict]:
     text = args.prompt if args.prompt is not None else Path(args.prompt_file).read_text(encoding="utf-8")
     info = {"source": "--prompt-file" if args.prompt is None else "--prompt", "text": text}
     if args.chat:
-        if not meta["chat_template"]:
-            sys.exit(f"ref_logits: error: {args.model} has no chat template (tokenizer.chat_template)")
         rendered = tok.apply_chat_template(
             [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
         )
@@ -143,6 +142,12 @@ def greedy(model, ids: list[int], n: int, eos: int | None, ignore_eos: bool) -> 
     return steps, time.time() - t0
 
 
+def dump_json(obj) -> str:
+    """Indented JSON with lists of ids kept on one line."""
+    text = json.dumps(obj, indent=1, ensure_ascii=False)
+    return re.sub(r"\[\n\s*(-?\d+(?:,\n\s*-?\d+)*)\n\s*\]", lambda m: "[" + re.sub(r",\n\s*", ", ", m[1]) + "]", text) + "\n"
+
+
 def write_f32(path: Path, arr: np.ndarray) -> None:
     np.ascontiguousarray(arr, dtype="<f4").tofile(path)
 
@@ -157,6 +162,8 @@ def reference(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = gguf_meta(path)
+    if args.chat and not meta["chat_template"]:
+        sys.exit(f"ref_logits: error: {path.name} has no chat template (tokenizer.chat_template)")
     t0 = time.time()
     tok, fixes = load_tokenizer(path, meta, not args.no_tokenizer_fixes)
     ids, info = prompt_ids(args, tok, meta)
@@ -197,7 +204,7 @@ def reference(args) -> int:
             "attn_implementation": "eager",
         },
     }
-    (out / "ids.json").write_text(json.dumps(ids_json, indent=1, ensure_ascii=False) + "\n")
+    (out / "ids.json").write_text(dump_json(ids_json))
     steps, t_gen = greedy(model, ids, args.n_predict, meta["eos"], args.ignore_eos)
     gen_ids = [s["id"] for s in steps]
     cont = {
@@ -210,7 +217,7 @@ def reference(args) -> int:
         "steps": steps,
         "note": "argmax each step with the KV cache; the prompt is ids.json's ids",
     }
-    (out / "continuation.json").write_text(json.dumps(cont, indent=1, ensure_ascii=False) + "\n")
+    (out / "continuation.json").write_text(dump_json(cont))
     print(f"model      {path.name} ({meta['arch']}, '{meta['name']}'), n_vocab {n_vocab}")
     if fixes:
         print(f"tokenizer  fixes: {'; '.join(fixes)}")
@@ -230,6 +237,7 @@ def reference(args) -> int:
 def compare_arrays(ours: np.ndarray, ref: np.ndarray) -> dict:
     diff = np.abs(ours.astype(np.float64) - ref.astype(np.float64))
     scale = float(np.abs(ref).max())
+    row_rel = diff.max(-1) / np.abs(ref).max(-1)
     top1 = np.argmax(ours, -1) == np.argmax(ref, -1)
     o5 = np.argsort(-ours, -1)[:, :5]
     r5 = np.argsort(-ref, -1)[:, :5]
@@ -243,6 +251,10 @@ def compare_arrays(ours: np.ndarray, ref: np.ndarray) -> dict:
         "rms_err": float(np.sqrt(np.mean(diff**2))),
         "rms_rel_err": float(np.sqrt(np.mean(diff**2)) / np.sqrt(np.mean(ref.astype(np.float64) ** 2))),
         "max_abs_ref": scale,
+        "worst_row": int(np.argmax(row_rel)),
+        "worst_row_rel_err": float(row_rel.max()),
+        # Qwen's first position carries huge outlier activations; quantized paths miss it most
+        "max_row_rel_err_after_row0": float(row_rel[1:].max()) if len(row_rel) > 1 else None,
         "top1_agree": float(np.mean(top1)),
         "top5_set_agree": float(np.mean(same5)),
         "ref_top1_in_our_top5": float(np.mean(ref1_in_our5)),
@@ -251,6 +263,8 @@ def compare_arrays(ours: np.ndarray, ref: np.ndarray) -> dict:
 
 def compare(args) -> int:
     out = Path(args.out)
+    if not Path(args.compare).is_file():
+        sys.exit(f"ref_logits: error: no such file: {args.compare}")
     ours = np.fromfile(args.compare, dtype="<f4")
     n_vocab = None
     if (out / "ids.json").exists():
@@ -275,6 +289,11 @@ def compare(args) -> int:
         print(f"max abs    {r['max_abs_err']:.3e}   (max |ref| {r['max_abs_ref']:.3f})")
         print(f"max rel    {r['max_rel_err']:.3e}   (max abs err / max |ref|)")
         print(f"rms        {r['rms_err']:.3e}   (rel to rms(ref): {r['rms_rel_err']:.3e})")
+        if r["rows"] > 1:
+            print(
+                f"per row    worst row {r['worst_row']} ({r['worst_row_rel_err']:.3e} of its max |ref|); "
+                f"rows 1..: {r['max_row_rel_err_after_row0']:.3e}"
+            )
         print(f"top-1      {r['top1_agree'] * 100:.1f}% rows agree")
         print(
             f"top-5      {r['top5_set_agree'] * 100:.1f}% rows same set; ref top-1 in our top-5 "

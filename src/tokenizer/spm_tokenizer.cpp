@@ -1,6 +1,8 @@
 #include "tokenizer/spm_tokenizer.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <functional>
 
 #include "tokenizer/unicode.h"
@@ -22,6 +24,26 @@ std::string replace_all(std::string_view text, std::string_view from, std::strin
         out.append(text.substr(pos, hit - pos)).append(to);
         pos = hit + from.size();
     }
+}
+
+uint64_t hash_bytes(std::string_view s) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
+    size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+        uint64_t v;
+        std::memcpy(&v, s.data() + i, 8);
+        h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 29;
+    }
+    uint64_t v = 0;
+    std::memcpy(&v, s.data() + i, s.size() - i);
+    h ^= v;
+    // murmur3's finalizer: linear probing needs the low bits to depend on every input byte.
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
 }
 
 int parse_byte_token(const std::string& text) {  // "<0xAB>" -> 0xAB, else -1
@@ -84,8 +106,20 @@ Result<std::unique_ptr<Tokenizer>> SpmTokenizer::create(Vocab vocab) {
                 break;
         }
     }
+    const size_t slots = std::bit_ceil(std::max<size_t>(16, n * 2));
+    tok->pieces_.assign(slots, PieceSlot{});
+    tok->pieces_mask_ = slots - 1;
     for (size_t i = 0; i < n; ++i) {
-        if (!tok->spelled_[i].empty()) tok->mergeable_.emplace(tok->spelled_[i], TokenId(i));
+        const std::string& text = tok->spelled_[i];
+        if (text.empty() || tok->find_piece(text) >= 0) continue;  // the first of duplicates wins
+        const uint64_t h = hash_bytes(text);
+        for (uint64_t slot = h;; ++slot) {
+            PieceSlot& p = tok->pieces_[slot & tok->pieces_mask_];
+            if (p.id < 0) {
+                p = {h, static_cast<TokenId>(i)};
+                break;
+            }
+        }
     }
     if (vocab.special.unk >= 0) tok->unk_ = vocab.special.unk;
 
@@ -101,6 +135,15 @@ Result<std::unique_ptr<Tokenizer>> SpmTokenizer::create(Vocab vocab) {
     // Vocabularies trained without whitespace splitting have many such pieces; give up cutting.
     tok->split_words_ = tok->crossing_.size() <= 256;
     return std::unique_ptr<Tokenizer>(std::move(tok));
+}
+
+TokenId SpmTokenizer::find_piece(std::string_view text) const {
+    const uint64_t h = hash_bytes(text);
+    for (uint64_t slot = h;; ++slot) {
+        const PieceSlot& p = pieces_[slot & pieces_mask_];
+        if (p.id < 0) return -1;
+        if (p.hash == h && spelled_[static_cast<size_t>(p.id)] == text) return p.id;
+    }
 }
 
 void SpmTokenizer::encode_text(std::string_view text, bool at_start,
@@ -213,10 +256,9 @@ void SpmTokenizer::merge_word(std::string_view word, std::vector<TokenId>& out) 
         const Symbol& l = symbols[static_cast<size_t>(left)];
         if (l.next < 0) return;
         const Symbol& r = symbols[static_cast<size_t>(l.next)];
-        const auto it = mergeable_.find(word.substr(l.start, l.len + r.len));
-        if (it == mergeable_.end()) return;
-        heap.push_back(
-            {scores_[static_cast<size_t>(it->second)], left, l.next, l.len + r.len, it->second});
+        const TokenId id = find_piece(word.substr(l.start, l.len + r.len));
+        if (id < 0) return;
+        heap.push_back({scores_[static_cast<size_t>(id)], left, l.next, l.len + r.len, id});
         std::push_heap(heap.begin(), heap.end());
     };
     for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i) push(i);
@@ -239,9 +281,8 @@ void SpmTokenizer::merge_word(std::string_view word, std::vector<TokenId>& out) 
     for (int32_t i = 0; i >= 0; i = symbols[static_cast<size_t>(i)].next) {
         const Symbol& s = symbols[static_cast<size_t>(i)];
         const std::string_view piece = word.substr(s.start, s.len);
-        const auto it = mergeable_.find(piece);
-        if (it != mergeable_.end()) {
-            out.push_back(it->second);
+        if (const TokenId id = find_piece(piece); id >= 0) {
+            out.push_back(id);
             continue;
         }
         // Byte fallback; a byte without a token becomes unk, consecutive ones fused.

@@ -32,7 +32,15 @@ class SpmTokenizer final : public VocabTokenizer {
     bool can_split_before(std::string_view run, size_t pos) const;
 
     std::vector<std::string> spelled_;  // token texts as merges see them (user-defined: U+2581)
-    std::unordered_map<std::string_view, TokenId> mergeable_;  // pieces a merge may produce
+    // Pieces a merge may produce, by text: open addressing on a 64-bit hash, so a lookup that
+    // misses (most do) touches one slot; the text is compared only on a hash match.
+    struct PieceSlot {
+        uint64_t hash = 0;
+        TokenId id = -1;
+    };
+    TokenId find_piece(std::string_view text) const;
+    std::vector<PieceSlot> pieces_;
+    uint64_t pieces_mask_ = 0;
     std::vector<float> scores_;
     TokenTrie user_defined_;               // in normalized spelling
     std::array<TokenId, 256> byte_token_;  // <0xXX>, -1 if absent

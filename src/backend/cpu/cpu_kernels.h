@@ -25,6 +25,17 @@ struct block_q8_0x {
 };
 static_assert(sizeof(block_q8_0x) == 40);
 
+// Activations for K-quant dot products: Q8_K-style values (x ~ d * q over 256) with the int16
+// sums per 16 (for Q6_K's -32 offset) and, for the min term of Q4_K/Q5_K, d * (sum per 32) in
+// F32 so that term is one FMA per super-block against the weights' F32 mins.
+struct block_q8_Kx {
+    float d;
+    int8_t qs[256];
+    int16_t bsums[16];
+    float msums[8];  // d * (bsums[2j] + bsums[2j + 1])
+};
+static_assert(sizeof(block_q8_Kx) == 324);
+
 // How activation columns are stored for a kernel: F32 as given, or quantized once per matmul.
 enum class ActFormat { ACT_F32, ACT_Q8_0X, ACT_Q8_K };
 

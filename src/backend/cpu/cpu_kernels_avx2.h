@@ -14,7 +14,10 @@ namespace sift::cpu::avx2 {
 // block is loaded once per rows.
 inline constexpr int kFloatRows = 3, kFloatCols = 4;  // 12 F32 accumulators + 3 weights
 inline constexpr int kQuantRows = 1, kQuantCols = 8;  // 8 int32 accumulators + 1 weight vector
-inline constexpr int kDecodeRows = 4;
+#ifndef SIFT_DECODE_ROWS
+#define SIFT_DECODE_ROWS 4
+#endif
+inline constexpr int kDecodeRows = SIFT_DECODE_ROWS;
 
 void quantize_act_q8_0x(const float* x, void* dst, int64_t k);
 void quantize_act_q8_K(const float* x, void* dst, int64_t k);

@@ -19,6 +19,9 @@
 #include "backend/cpu/cpu_kernels_avx2.h"
 #include "tensor/quant_blocks.h"
 
+#ifndef SIFT_PF
+#define SIFT_PF 0
+#endif
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 #include "backend/cpu/cpu_avx2.h"
@@ -37,10 +40,10 @@ inline __m256i broadcast_ctrl(int j) {
 // from the top 2 bits of bytes 0-3 (scales) and 4-7 (mins).
 struct KScales {
     __m256i scale[8];  // scale j broadcast to 16 int16
-    __m256i mins;      // min j at int16 lanes 2j and 2j+1 (pairs with Q8_K's per-16 bsums)
+    __m256 mins;       // dmin * min j in lane j (pairs with the activations' msums)
 };
 
-inline void unpack_kscales(const uint8_t* packed, KScales* out) {
+inline void unpack_kscales(const uint8_t* packed, float dmin, KScales* out) {
     uint32_t s[3];
     std::memcpy(s, packed, 12);
     const uint32_t sc_lo = s[0] & 0x3f3f3f3f;
@@ -53,16 +56,16 @@ inline void unpack_kscales(const uint8_t* packed, KScales* out) {
     const __m256i sc = _mm256_permute2x128_si256(w16, w16, 0x00);  // scales in both lanes
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) out->scale[j] = _mm256_shuffle_epi8(sc, broadcast_ctrl(j));
-    const __m128i m = _mm256_extracti128_si256(w16, 1);
-    out->mins = _mm256_setr_m128i(_mm_unpacklo_epi16(m, m), _mm_unpackhi_epi16(m, m));
+    const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(w16, 1)));
+    out->mins = _mm256_mul_ps(m, _mm256_set1_ps(dmin));
 }
 
 template <typename Block>
 inline const Block* row_block(const TileArgs& a, int r, int64_t b) {
     return reinterpret_cast<const Block*>(a.w + r * a.w_stride) + b;
 }
-inline const block_q8_K* col_block(const TileArgs& a, int c, int64_t b) {
-    return reinterpret_cast<const block_q8_K*>(a.x + c * a.x_stride) + b;
+inline const block_q8_Kx* col_block(const TileArgs& a, int c, int64_t b) {
+    return reinterpret_cast<const block_q8_Kx*>(a.x + c * a.x_stride) + b;
 }
 
 template <int R, int C>
@@ -89,13 +92,18 @@ struct Q45KTile {
         }
         for (int64_t b = 0; b < a.n_blocks; ++b) {
             KScales ks[R];
-            __m256 d[R], dmin[R];
+            __m256 d[R];
 #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
                 const Block* w = row_block<Block>(a, r, b);
-                unpack_kscales(w->scales, &ks[r]);
+#if SIFT_PF > 0
+                if constexpr (C == 1) {
+                    const char* p = reinterpret_cast<const char*>(w) + SIFT_PF;
+                    for (int l = 0; l < static_cast<int>(sizeof(Block)); l += 64) _mm_prefetch(p + l, _MM_HINT_T0);
+                }
+#endif
+                unpack_kscales(w->scales, f16_to_f32(w->dmin), &ks[r]);
                 d[r] = _mm256_set1_ps(f16_to_f32(w->d));
-                dmin[r] = _mm256_set1_ps(f16_to_f32(w->dmin));
             }
             __m256i acc[R][C];
 #pragma GCC unroll 8
@@ -134,15 +142,15 @@ struct Q45KTile {
             }
 #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) {
-                const block_q8_K* x = col_block(a, c, b);
+                const block_q8_Kx* x = col_block(a, c, b);
                 const __m256 xd = _mm256_set1_ps(x->d);
-                const __m256i bsums = loadu256(x->bsums);
+                const __m256 msums = _mm256_loadu_ps(x->msums);
 #pragma GCC unroll 8
                 for (int r = 0; r < R; ++r) {
-                    const __m256 m = _mm256_cvtepi32_ps(_mm256_madd_epi16(ks[r].mins, bsums));
-                    const __m256 s = _mm256_fnmadd_ps(
-                        m, dmin[r], _mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][c]), d[r]));
-                    facc[r][c] = _mm256_fmadd_ps(s, xd, facc[r][c]);
+                    // d d_x sum_j sc_j (q . y)_j  -  sum_j (dmin m_j) (d_x sum_j y)
+                    const __m256 s = _mm256_cvtepi32_ps(acc[r][c]);
+                    facc[r][c] = _mm256_fmadd_ps(s, _mm256_mul_ps(d[r], xd), facc[r][c]);
+                    facc[r][c] = _mm256_fnmadd_ps(ks[r].mins, msums, facc[r][c]);
                 }
             }
         }
@@ -218,7 +226,7 @@ struct Q6KTile {
             }
 #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) {
-                const block_q8_K* x = col_block(a, c, b);
+                const block_q8_Kx* x = col_block(a, c, b);
                 const __m256 xd = _mm256_set1_ps(x->d);
                 const __m256i bsums = loadu256(x->bsums);
 #pragma GCC unroll 8

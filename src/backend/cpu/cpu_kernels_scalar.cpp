@@ -45,7 +45,7 @@ int64_t act_row_bytes(ActFormat format, int64_t k) {
         case ActFormat::ACT_Q8_0X:
             return k / kQK8_0 * static_cast<int64_t>(sizeof(block_q8_0x));
         case ActFormat::ACT_Q8_K:
-            return k / kQK_K * static_cast<int64_t>(sizeof(block_q8_K));
+            return k / kQK_K * static_cast<int64_t>(sizeof(block_q8_Kx));
     }
     return 0;
 }
@@ -138,7 +138,7 @@ float dot_q5_1(const uint8_t* w, const block_q8_0x* y, int64_t nb) {
 }
 
 // K-quants against Q8_K: d * d_x * sum_j sc_j * sum(q * y) - dmin * d_x * sum_j m_j * sum(y).
-float dot_q4_K(const uint8_t* w, const block_q8_K* y, int64_t nb) {
+float dot_q4_K(const uint8_t* w, const block_q8_Kx* y, int64_t nb) {
     const auto* b = reinterpret_cast<const block_q4_K*>(w);
     float sum = 0;
     for (int64_t i = 0; i < nb; ++i) {
@@ -159,7 +159,7 @@ float dot_q4_K(const uint8_t* w, const block_q8_K* y, int64_t nb) {
     return sum;
 }
 
-float dot_q5_K(const uint8_t* w, const block_q8_K* y, int64_t nb) {
+float dot_q5_K(const uint8_t* w, const block_q8_Kx* y, int64_t nb) {
     const auto* b = reinterpret_cast<const block_q5_K*>(w);
     float sum = 0;
     for (int64_t i = 0; i < nb; ++i) {
@@ -185,7 +185,7 @@ float dot_q5_K(const uint8_t* w, const block_q8_K* y, int64_t nb) {
 
 // Q6_K: element 128h + 32t + l takes its low 4 bits from ql[64h + 32(t%2) + l] (low nibble for
 // t < 2, high for t >= 2) and its high 2 bits from bits 2t..2t+1 of qh[32h + l].
-float dot_q6_K(const uint8_t* w, const block_q8_K* y, int64_t nb) {
+float dot_q6_K(const uint8_t* w, const block_q8_Kx* y, int64_t nb) {
     const auto* b = reinterpret_cast<const block_q6_K*>(w);
     float sum = 0;
     for (int64_t i = 0; i < nb; ++i) {
@@ -263,13 +263,16 @@ void quantize_act_q8_0x_scalar(const float* x, void* dst, int64_t k) {
 }
 
 void quantize_act_q8_K_scalar(const float* x, void* dst, int64_t k) {
-    auto* y = static_cast<block_q8_K*>(dst);
+    auto* y = static_cast<block_q8_Kx*>(dst);
     for (int64_t i = 0; i < k / kQK_K; ++i) {
         y[i].d = quantize_symmetric(x + i * kQK_K, y[i].qs, kQK_K);
         for (int j = 0; j < kQK_K / 16; ++j) {
             int s = 0;
             for (int l = 0; l < 16; ++l) s += y[i].qs[16 * j + l];
             y[i].bsums[j] = static_cast<int16_t>(s);
+        }
+        for (int j = 0; j < kQK_K / 32; ++j) {
+            y[i].msums[j] = y[i].d * static_cast<float>(y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
         }
     }
 }
@@ -289,11 +292,11 @@ const MatmulKernel* matmul_kernel_scalar(DType type) {
                                    quantize_act_q8_0x_scalar};
     static const MatmulKernel q5_1{ACT_Q8_0X, 4, 4, tile_scalar<block_q8_0x, dot_q5_1>,
                                    quantize_act_q8_0x_scalar};
-    static const MatmulKernel q4_k{ACT_Q8_K, 4, 4, tile_scalar<block_q8_K, dot_q4_K>,
+    static const MatmulKernel q4_k{ACT_Q8_K, 4, 4, tile_scalar<block_q8_Kx, dot_q4_K>,
                                    quantize_act_q8_K_scalar};
-    static const MatmulKernel q5_k{ACT_Q8_K, 4, 4, tile_scalar<block_q8_K, dot_q5_K>,
+    static const MatmulKernel q5_k{ACT_Q8_K, 4, 4, tile_scalar<block_q8_Kx, dot_q5_K>,
                                    quantize_act_q8_K_scalar};
-    static const MatmulKernel q6_k{ACT_Q8_K, 4, 4, tile_scalar<block_q8_K, dot_q6_K>,
+    static const MatmulKernel q6_k{ACT_Q8_K, 4, 4, tile_scalar<block_q8_Kx, dot_q6_K>,
                                    quantize_act_q8_K_scalar};
     switch (type) {
         case DType::F32:
