@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the default real models: pull target and drafter, show what they hold.
-# Inference (speculative prefill) joins this demo with the engine issues.
+# The main job on the default real models: pull target and drafter, show what they hold, and answer
+# a coding question with the target on the CPU. Speculative prefill joins this demo with its issue.
 set -euo pipefail
 SIFT=${1:-build/sift}
 TARGET=qwen2.5-coder-1.5b
@@ -16,4 +16,8 @@ for path in "$target_path" "$drafter_path"; do
   "$SIFT" inspect "$path" | sed -n '1,/^hyperparameters/p'
 done
 echo
-echo "== models are installed; the inference demo (sift run with --pflash) arrives with the engine."
+echo "== sift run --chat on the target (CPU, greedy)"
+"$SIFT" run -m "$target_path" --chat --temp 0 -n 96 \
+  -p "Write a Python function that checks whether a number is prime."
+echo
+echo "== speculative prefill (--drafter, --pflash) arrives with its issue."
