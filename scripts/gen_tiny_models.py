@@ -116,7 +116,9 @@ class Spec:
     file_type: str = "F32"  # F32 | F16 | Q8_0
     weights_from: str | None = None  # reuse the weights of this spec (F16/Q8_0 copies)
     random_prompts: tuple = RANDOM_PROMPT_LENGTHS  # F16/Q8_0 copies keep only the 33-token one
-    write_key_length: bool = False  # llama.cpp writes key/value_length when config.json has head_dim
+    write_key_length: bool = (
+        False  # llama.cpp writes key/value_length when config.json has head_dim
+    )
     weight_std: float = 0.15
     norm_std: float = 0.1
     bias_std: float = 0.1
@@ -232,8 +234,8 @@ SPECS = [
         "tiny-qwen3",
         "qwen3",
         seed=1004,
-        description="Qwen3-shaped qwen3: per-head q/k RMSNorm, explicit head_dim 32 (q is 128 wide, "
-        "hidden is 64), NeoX rope base 2e4, tied embeddings, no biases",
+        description="Qwen3-shaped qwen3: per-head q/k RMSNorm, explicit head_dim 32 (q is 128 "
+        "wide, hidden is 64), NeoX rope base 2e4, tied embeddings, no biases",
         config=qwen_config(
             head_dim=32,
             attention_bias=False,
@@ -390,7 +392,9 @@ def build_vocab(spec: Spec) -> dict:
     v = spec.config["vocab_size"]
     if spec.tokenizer == "smollm":
         vocab = gpt2_vocab(v, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], specials_first=True)
-        vocab.update(pre="smollm", bos=1, eos=2, unk=0, pad=2, add_bos=False, add_space_prefix=False)
+        vocab.update(
+            pre="smollm", bos=1, eos=2, unk=0, pad=2, add_bos=False, add_space_prefix=False
+        )
         vocab["chat_template"] = CHATML_TEMPLATE
     elif spec.tokenizer == "qwen2":
         vocab = gpt2_vocab(v, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], specials_first=False)
@@ -530,7 +534,9 @@ def hf_to_gguf_tensors(spec: Spec, model) -> list[tuple[str, str, np.ndarray]]:
     out.sort(key=lambda t: (order.get(t[1], 1), layer_of(t[1]), t[1]))
     if cfg["rope_parameters"].get("rope_type") == "llama3":
         head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-        out.insert(1, (None, "rope_freqs.weight", llama3_rope_factors(cfg["rope_parameters"], head_dim)))
+        out.insert(
+            1, (None, "rope_freqs.weight", llama3_rope_factors(cfg["rope_parameters"], head_dim))
+        )
     return out
 
 
@@ -564,7 +570,9 @@ def write_gguf(spec: Spec, model, vocab: dict, path: Path) -> None:
     w.add_head_count(cfg["num_attention_heads"])
     w.add_head_count_kv(cfg["num_key_value_heads"])
     rope = cfg["rope_parameters"]
-    w.add_rope_freq_base(float(rope["full_attention"]["rope_theta"] if arch == "gemma3" else rope["rope_theta"]))
+    w.add_rope_freq_base(
+        float(rope["full_attention"]["rope_theta"] if arch == "gemma3" else rope["rope_theta"])
+    )
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     if spec.write_key_length:
         w.add_key_length(cfg["head_dim"])
@@ -573,7 +581,9 @@ def write_gguf(spec: Spec, model, vocab: dict, path: Path) -> None:
     w.add_file_type(file_type)
     if arch == "llama":
         w.add_vocab_size(cfg["vocab_size"])
-        w.add_rope_dimension_count(cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"])
+        w.add_rope_dimension_count(
+            cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        )
     if arch == "gemma3":
         w.add_sliding_window(cfg["sliding_window"])
     # tokenizer
@@ -694,7 +704,9 @@ def run_hidden(model, ids: list[int]) -> np.ndarray:
     hs = out.hidden_states
     assert len(hs) == len(layers) + 1
     for i in range(len(layers) - 1):
-        assert torch.equal(hs[i + 1][0], captured[i]), f"layer {i} hook disagrees with hidden_states"
+        assert torch.equal(
+            hs[i + 1][0], captured[i]
+        ), f"layer {i} hook disagrees with hidden_states"
     with torch.no_grad():
         normed = model.model.norm(captured[-1])
     assert torch.equal(hs[-1][0], normed), "HF's last hidden state is not the final norm output"
@@ -740,7 +752,9 @@ def hf_tokenizer(gguf_path: Path):
 # Verification through transformers' GGUF loader
 
 
-def transformers_roundtrip(spec: Spec, path: Path, ref_model, ids: list[int], ref: np.ndarray) -> dict:
+def transformers_roundtrip(
+    spec: Spec, path: Path, ref_model, ids: list[int], ref: np.ndarray
+) -> dict:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -760,7 +774,11 @@ def transformers_roundtrip(spec: Spec, path: Path, ref_model, ids: list[int], re
             kw["config"] = cfg
         try:
             m = AutoModelForCausalLM.from_pretrained(
-                str(path.parent), gguf_file=path.name, dtype=torch.float32, attn_implementation="eager", **kw
+                str(path.parent),
+                gguf_file=path.name,
+                dtype=torch.float32,
+                attn_implementation="eager",
+                **kw,
             ).eval()
             got = run_logits(m, ids)
             diff = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
@@ -775,7 +793,10 @@ def fp64_error(model, ids: list[int], ref: np.ndarray) -> dict:
     m64 = copy.deepcopy(model).double()
     got = run_logits(m64, ids)
     diff = np.abs(ref.astype(np.float64) - got)
-    return {"max_abs_diff": float(diff.max()), "max_rel_diff": float(diff.max() / np.abs(got).max())}
+    return {
+        "max_abs_diff": float(diff.max()),
+        "max_rel_diff": float(diff.max() / np.abs(got).max()),
+    }
 
 
 def q8_activation_error(model, ids: list[int], ref: np.ndarray) -> dict:
@@ -802,7 +823,11 @@ def q8_activation_error(model, ids: list[int], ref: np.ndarray) -> dict:
     got = run_logits(m, ids)
     diff = np.abs(got - ref)
     top1 = float(np.mean(np.argmax(got, -1) == np.argmax(ref, -1)))
-    return {"max_abs_diff": float(diff.max()), "max_rel_diff": float(diff.max() / np.abs(ref).max()), "top1": top1}
+    return {
+        "max_abs_diff": float(diff.max()),
+        "max_rel_diff": float(diff.max() / np.abs(ref).max()),
+        "top1": top1,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -845,11 +870,15 @@ def generate(spec: Spec, out_root: Path, models: dict, quiet: bool = False) -> d
         # the factors must turn HF's unscaled frequencies into the llama3-scaled ones it uses
         cfg = spec.config
         head_dim = cfg["head_dim"]
-        base = 1.0 / (cfg["rope_parameters"]["rope_theta"] ** (np.arange(0, head_dim, 2) / head_dim))
+        base = 1.0 / (
+            cfg["rope_parameters"]["rope_theta"] ** (np.arange(0, head_dim, 2) / head_dim)
+        )
         scaled = ref_model.model.rotary_emb.inv_freq.numpy().astype(np.float64)
         rel = np.abs(base / back["extra"]["rope_freqs.weight"] - scaled) / scaled
         if rel.max() > 1e-6:
-            raise AssertionError(f"{spec.name}: rope_freqs disagree with HF's inv_freq ({rel.max()})")
+            raise AssertionError(
+                f"{spec.name}: rope_freqs disagree with HF's inv_freq ({rel.max()})"
+            )
 
     tokenizer = hf_tokenizer(gguf_path)
     prompts = make_prompts(spec, vocab, tokenizer)
@@ -871,7 +900,9 @@ def generate(spec: Spec, out_root: Path, models: dict, quiet: bool = False) -> d
     gen_config = copy.deepcopy(ref_model.generation_config)
     gen_config.update(max_new_tokens=N_GREEDY, do_sample=False, pad_token_id=vocab["pad"])
     with torch.no_grad():  # the same continuation through HF's cached generate()
-        gen = ref_model.generate(torch.tensor([prompts[GREEDY_PROMPT]["ids"]]), generation_config=gen_config)
+        gen = ref_model.generate(
+            torch.tensor([prompts[GREEDY_PROMPT]["ids"]]), generation_config=gen_config
+        )
     gen_ids = gen[0, len(prompts[GREEDY_PROMPT]["ids"]) :].tolist()
     # generate() stops at the model's EOS whatever the config says; the prefix must agree
     generate_agrees = gen_ids == greedy_ids[: len(gen_ids)] and (
@@ -915,7 +946,11 @@ def generate(spec: Spec, out_root: Path, models: dict, quiet: bool = False) -> d
                 "name": p["name"],
                 "ids": p["ids"],
                 **({"text": p["text"]} if "text" in p else {}),
-                "logits": {"file": p["logits"], "dtype": "f32le", "shape": [len(p["ids"]), cfg["vocab_size"]]},
+                "logits": {
+                    "file": p["logits"],
+                    "dtype": "f32le",
+                    "shape": [len(p["ids"]), cfg["vocab_size"]],
+                },
             }
             for p in prompts
         ],
@@ -941,9 +976,11 @@ def generate(spec: Spec, out_root: Path, models: dict, quiet: bool = False) -> d
             "gguf": importlib.metadata.version("gguf"),
             "dtype": "float32",
             "attn_implementation": "eager",
-            "weights": "as stored in model.gguf, dequantized"
-            if spec.file_type != "F32"
-            else "the HF model's float32 weights (model.gguf holds them exactly)",
+            "weights": (
+                "as stored in model.gguf, dequantized"
+                if spec.file_type != "F32"
+                else "the HF model's float32 weights (model.gguf holds them exactly)"
+            ),
         },
         "checks": round_floats(checks),
     }
@@ -970,7 +1007,8 @@ def print_summary(spec: Spec, m: dict, out: Path) -> None:
 
     print(
         f"{spec.name:16s} {m['file_type']:5s} {(out / 'model.gguf').stat().st_size:7d} B  "
-        f"fp64 rel {c['fp64']['max_rel_diff']:.1e}  q8-act rel {c['q8_0_activations']['max_rel_diff']:.1e}  "
+        f"fp64 rel {c['fp64']['max_rel_diff']:.1e}  "
+        f"q8-act rel {c['q8_0_activations']['max_rel_diff']:.1e}  "
         f"HF-gguf-config: {fmt(tg['gguf_config'])}  "
         + (f"patched: {fmt(tg['gguf_config_patched'])}  " if "gguf_config_patched" in tg else "")
         + f"HF-our-config: {fmt(tg['our_config'])}  "
@@ -999,7 +1037,9 @@ def write_index(out_root: Path, manifests: list[dict]) -> None:
     index = {
         "generator": "scripts/gen_tiny_models.py",
         "doc": "docs/ORACLES.md",
-        "models": [{"name": m["name"], "arch": m["arch"], "file_type": m["file_type"]} for m in manifests],
+        "models": [
+            {"name": m["name"], "arch": m["arch"], "file_type": m["file_type"]} for m in manifests
+        ],
     }
     (out_root / "index.json").write_text(json.dumps(index, indent=1) + "\n")
 
@@ -1012,19 +1052,29 @@ LLAMA_CPP_TOL = {"F32": 1e-5, "F32-gemma3": 2e-3, "F16": 5e-3, "Q8_0": 0.1}
 
 def llama_cpp_check(root: Path) -> int:
     """--llama-cpp: run every fixture through llama.cpp (llama-cpp-python, F32 KV cache) and compare
-    its logits at every position, its greedy continuation and its tokenization of the text prompt."""
+    its logits at every position, its greedy continuation and its tokenization of the text prompt.
+    """
     from llama_cpp import Llama
 
     bad = 0
     for name in [m["name"] for m in json.loads((root / "index.json").read_text())["models"]]:
         m = json.loads((root / name / "manifest.json").read_text())
         llm = Llama(
-            model_path=str(root / name / m["gguf"]), n_ctx=256, n_batch=256, logits_all=True,
-            n_threads=os.cpu_count() or 1, verbose=False, type_k=0, type_v=0, flash_attn=False,
+            model_path=str(root / name / m["gguf"]),
+            n_ctx=256,
+            n_batch=256,
+            logits_all=True,
+            n_threads=os.cpu_count() or 1,
+            verbose=False,
+            type_k=0,
+            type_v=0,
+            flash_attn=False,
         )
         worst, top1 = 0.0, 1.0
         for p in m["prompts"]:
-            ref = np.fromfile(root / name / p["logits"]["file"], "<f4").reshape(p["logits"]["shape"])
+            ref = np.fromfile(root / name / p["logits"]["file"], "<f4").reshape(
+                p["logits"]["shape"]
+            )
             llm.reset()
             llm.eval(p["ids"])
             got = np.array(llm.scores[: len(p["ids"])], dtype=np.float32)
@@ -1039,12 +1089,17 @@ def llama_cpp_check(root: Path) -> int:
         text = m["prompts"][1]
         toks = llm.tokenize(text["text"].encode(), add_bos=m["tokenizer"]["add_bos"], special=False)
         tol = LLAMA_CPP_TOL["F32-gemma3" if m["arch"] == "gemma3" else m["file_type"]]
-        ok = worst <= tol and toks == text["ids"] and (m["file_type"] == "Q8_0" or greedy == m["greedy"]["ids"])
+        ok = (
+            worst <= tol
+            and toks == text["ids"]
+            and (m["file_type"] == "Q8_0" or greedy == m["greedy"]["ids"])
+        )
         bad += not ok
         print(
             f"llama.cpp {name:16s} max rel {worst:.2e} (tol {tol:g})  top-1 {top1:.3f}  "
             f"greedy {'same' if greedy == m['greedy']['ids'] else 'differs'}  "
-            f"tokenizer {'same' if toks == text['ids'] else f'differs: {toks}'}  {'OK' if ok else 'FAIL'}"
+            f"tokenizer {'same' if toks == text['ids'] else f'differs: {toks}'}  "
+            f"{'OK' if ok else 'FAIL'}"
         )
         del llm
     return 1 if bad else 0
@@ -1080,11 +1135,21 @@ def compare_dirs(new: Path, old: Path) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", type=Path, default=OUT_DIR)
-    ap.add_argument("--only", action="append", help="fixture name (repeatable); F16/Q8_0 copies pull in their base")
-    ap.add_argument("--check", action="store_true", help="regenerate into a temp dir and compare with --out")
-    ap.add_argument("--llama-cpp", action="store_true", help="only compare --out's fixtures with llama.cpp")
+    ap.add_argument(
+        "--only",
+        action="append",
+        help="fixture name (repeatable); F16/Q8_0 copies pull in their base",
+    )
+    ap.add_argument(
+        "--check", action="store_true", help="regenerate into a temp dir and compare with --out"
+    )
+    ap.add_argument(
+        "--llama-cpp", action="store_true", help="only compare --out's fixtures with llama.cpp"
+    )
     args = ap.parse_args()
     if args.llama_cpp:
         return llama_cpp_check(args.out)

@@ -97,7 +97,11 @@ def load_tokenizer(path: Path, meta: dict, fixes: bool):
 def prompt_ids(args, tok, meta: dict) -> tuple[list[int], dict]:
     if args.ids:
         return parse_ids(args.ids), {"source": "--ids", "bos_added": False}
-    text = args.prompt if args.prompt is not None else Path(args.prompt_file).read_text(encoding="utf-8")
+    text = (
+        args.prompt
+        if args.prompt is not None
+        else Path(args.prompt_file).read_text(encoding="utf-8")
+    )
     info = {"source": "--prompt-file" if args.prompt is None else "--prompt", "text": text}
     if args.chat:
         rendered = tok.apply_chat_template(
@@ -121,7 +125,9 @@ def load_model(path: Path):
     ).eval()
 
 
-def greedy(model, ids: list[int], n: int, eos: int | None, ignore_eos: bool) -> tuple[list[dict], float]:
+def greedy(
+    model, ids: list[int], n: int, eos: int | None, ignore_eos: bool
+) -> tuple[list[dict], float]:
     """Greedy decoding with the KV cache, one token at a time."""
     import torch
     from transformers import DynamicCache
@@ -135,7 +141,13 @@ def greedy(model, ids: list[int], n: int, eos: int | None, ignore_eos: bool) -> 
             last = out.logits[0, -1].float().numpy()
             order = np.argsort(last)[::-1][:2]
             nxt = int(order[0])
-            steps.append({"id": nxt, "logit": float(last[order[0]]), "margin": float(last[order[0]] - last[order[1]])})
+            steps.append(
+                {
+                    "id": nxt,
+                    "logit": float(last[order[0]]),
+                    "margin": float(last[order[0]] - last[order[1]]),
+                }
+            )
             if nxt == eos and not ignore_eos:
                 break
             out = model(torch.tensor([[nxt]]), past_key_values=out.past_key_values, use_cache=True)
@@ -145,7 +157,14 @@ def greedy(model, ids: list[int], n: int, eos: int | None, ignore_eos: bool) -> 
 def dump_json(obj) -> str:
     """Indented JSON with lists of ids kept on one line."""
     text = json.dumps(obj, indent=1, ensure_ascii=False)
-    return re.sub(r"\[\n\s*(-?\d+(?:,\n\s*-?\d+)*)\n\s*\]", lambda m: "[" + re.sub(r",\n\s*", ", ", m[1]) + "]", text) + "\n"
+    return (
+        re.sub(
+            r"\[\n\s*(-?\d+(?:,\n\s*-?\d+)*)\n\s*\]",
+            lambda m: "[" + re.sub(r",\n\s*", ", ", m[1]) + "]",
+            text,
+        )
+        + "\n"
+    )
 
 
 def write_f32(path: Path, arr: np.ndarray) -> None:
@@ -192,7 +211,10 @@ def reference(args) -> int:
         "n_tokens": len(ids),
         "n_vocab": n_vocab,
         "tokenizer": "transformers from the GGUF" + (" + " + "; ".join(fixes) if fixes else ""),
-        "top10_last": [{"id": int(i), "logit": float(last[i]), "piece": tok.convert_ids_to_tokens(int(i))} for i in top],
+        "top10_last": [
+            {"id": int(i), "logit": float(last[i]), "piece": tok.convert_ids_to_tokens(int(i))}
+            for i in top
+        ],
         "files": {
             "logits.bin": f"f32le [{n_vocab}] (last position)",
             **({"logits_all.bin": f"f32le [{len(ids)}, {n_vocab}]"} if args.all_positions else {}),
@@ -230,7 +252,10 @@ def reference(args) -> int:
         f"{len(gen_ids)} greedy tokens {t_gen:.1f}s ({t_gen / max(1, len(gen_ids)):.2f} s/token), "
         f"{torch.get_num_threads()} threads"
     )
-    print(f"wrote      {out}/logits.bin{', logits_all.bin' if args.all_positions else ''}, ids.json, continuation.json")
+    print(
+        f"wrote      {out}/logits.bin{', logits_all.bin' if args.all_positions else ''}, "
+        "ids.json, continuation.json"
+    )
     return 0
 
 
@@ -249,7 +274,9 @@ def compare_arrays(ours: np.ndarray, ref: np.ndarray) -> dict:
         "max_abs_err": float(diff.max()),
         "max_rel_err": float(diff.max() / scale) if scale else float("inf"),
         "rms_err": float(np.sqrt(np.mean(diff**2))),
-        "rms_rel_err": float(np.sqrt(np.mean(diff**2)) / np.sqrt(np.mean(ref.astype(np.float64) ** 2))),
+        "rms_rel_err": float(
+            np.sqrt(np.mean(diff**2)) / np.sqrt(np.mean(ref.astype(np.float64) ** 2))
+        ),
         "max_abs_ref": scale,
         "worst_row": int(np.argmax(row_rel)),
         "worst_row_rel_err": float(row_rel.max()),
@@ -276,7 +303,10 @@ def compare(args) -> int:
             ref, ref_name = np.fromfile(f, dtype="<f4"), name
             break
     if ref is None:
-        sys.exit(f"ref_logits: error: no reference in {out} has the size of {args.compare} ({ours.size} floats)")
+        sys.exit(
+            f"ref_logits: error: no reference in {out} has the size of {args.compare} "
+            f"({ours.size} floats)"
+        )
     n_vocab = n_vocab or ref.size
     if ref.size % n_vocab:
         sys.exit(f"ref_logits: error: {ref.size} floats is not a multiple of n_vocab {n_vocab}")
@@ -291,7 +321,8 @@ def compare(args) -> int:
         print(f"rms        {r['rms_err']:.3e}   (rel to rms(ref): {r['rms_rel_err']:.3e})")
         if r["rows"] > 1:
             print(
-                f"per row    worst row {r['worst_row']} ({r['worst_row_rel_err']:.3e} of its max |ref|); "
+                f"per row    worst row {r['worst_row']} "
+                f"({r['worst_row_rel_err']:.3e} of its max |ref|); "
                 f"rows 1..: {r['max_row_rel_err_after_row0']:.3e}"
             )
         print(f"top-1      {r['top1_agree'] * 100:.1f}% rows agree")
@@ -306,19 +337,29 @@ def compare(args) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", help="GGUF file")
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--prompt", help="prompt text")
     src.add_argument("--prompt-file", help="file holding the prompt text (UTF-8)")
     src.add_argument("--ids", help="comma-separated token ids, fed as given")
-    ap.add_argument("--chat", action="store_true", help="wrap the prompt in the GGUF's chat template")
-    ap.add_argument("--n-predict", type=int, default=16, help="greedy tokens to generate (default 16)")
+    ap.add_argument(
+        "--chat", action="store_true", help="wrap the prompt in the GGUF's chat template"
+    )
+    ap.add_argument(
+        "--n-predict", type=int, default=16, help="greedy tokens to generate (default 16)"
+    )
     ap.add_argument("--ignore-eos", action="store_true", help="keep generating past EOS")
     ap.add_argument("--all-positions", action="store_true", help="also write logits_all.bin")
-    ap.add_argument("--no-tokenizer-fixes", action="store_true", help="transformers' GGUF tokenizer as is")
+    ap.add_argument(
+        "--no-tokenizer-fixes", action="store_true", help="transformers' GGUF tokenizer as is"
+    )
     ap.add_argument("--out", required=True, help="output directory (compare mode: the reference's)")
-    ap.add_argument("--compare", metavar="OURS.bin", help="compare this logits file with --out's reference")
+    ap.add_argument(
+        "--compare", metavar="OURS.bin", help="compare this logits file with --out's reference"
+    )
     ap.add_argument("--tol", type=float, help="compare mode: fail if max rel error exceeds this")
     ap.add_argument("--json", action="store_true", help="compare mode: print the metrics as JSON")
     args = ap.parse_args()
