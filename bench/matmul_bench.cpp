@@ -82,6 +82,17 @@ void BM_ReadBandwidth(benchmark::State& state) {
     state.counters["GB/s"] = gbs;
 }
 
+// Cost of one parallel_for that wakes every thread for a trivial chunk (decode issues hundreds
+// of these per token).
+void BM_ThreadPoolCall(benchmark::State& state) {
+    sift::ThreadPool pool(bench_threads());
+    std::vector<int64_t> sink(static_cast<size_t>(pool.size()) * 8);
+    for (auto _ : state) {
+        pool.parallel_for(pool.size(), 1, [&](int64_t b, int64_t, int t) { sink[t * 8] += b; });
+    }
+    benchmark::DoNotOptimize(sink.data());
+}
+
 // Random weights of one type: `copies` distinct matrices [k, n].
 struct Weights {
     int64_t k = 0, n = 0;
@@ -201,6 +212,7 @@ int main(int argc, char** argv) {
     std::printf("floors: decode >= 0.6 x %.1f = %.1f GB/s; prefill q4_k >= 210 GFLOP/s\n",
                 g_read_gbs, 0.6 * g_read_gbs);
 
+    benchmark::RegisterBenchmark("thread_pool_call", BM_ThreadPoolCall)->UseRealTime();
     benchmark::RegisterBenchmark("read_bandwidth", BM_ReadBandwidth)
         ->Arg(1)
         ->Arg(2)

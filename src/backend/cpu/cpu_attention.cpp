@@ -299,6 +299,27 @@ void check_inputs(const AttentionInputs& in, const Tensor& out) {
     }
 }
 
+// The one place attention picks its kernels and work split.
+void attention_select(AttentionJob& job, CpuIsa isa, int n_threads) {
+    // AVX2 inner loops where the CPU has them (cpu_isa_detect); the scalar ones are the reference.
+    job.kern = isa == CpuIsa::ISA_AVX2 ? &attention_kernels_avx2() : &scalar_kernels();
+    // ~64 query rows per item: the 64-cell K/V block converted to F32 is then reused by 64 rows
+    // (8 vectors of 8), and the item's buffers (rows x head_dim, 64 x rows) stay in L2.
+    job.query_tokens = std::clamp<int64_t>(kQueryRows / job.group, 1, job.n_tokens);
+    const int64_t n_qb = (job.n_tokens + job.query_tokens - 1) / job.query_tokens;
+    // Fewer (query block, KV head) items than 2 per thread (decode, verify): also split the
+    // cells, into runs of at least 4 blocks so merging the partial softmax states stays cheap.
+    const int64_t base_items = n_qb * job.n_head_kv;
+    int64_t n_split = 1;
+    if (base_items < 2 * n_threads && job.n_cell_blocks >= 8) {
+        n_split = std::clamp<int64_t>((4 * n_threads + base_items - 1) / base_items, 1,
+                                      job.n_cell_blocks / 4);
+    }
+    job.blocks_per_split = std::max<int64_t>(1, (job.n_cell_blocks + n_split - 1) / n_split);
+    job.n_split =
+        std::max<int64_t>(1, (job.n_cell_blocks + job.blocks_per_split - 1) / job.blocks_per_split);
+}
+
 }  // namespace
 
 const AttentionKernels& attention_kernels_scalar() {
@@ -312,17 +333,15 @@ void cpu_attention(CpuContext& ctx, const AttentionInputs& in, const AttentionPa
     job.in = &in;
     job.params = &params;
     job.out = out;
-    job.kern =
-        ctx.isa == CpuIsa::ISA_AVX2 ? &attention_kernels_avx2() : &attention_kernels_scalar();
     job.head_dim = in.q.ne[0];
     job.n_head_kv = in.k.ne[1];
     job.group = in.q.ne[1] / job.n_head_kv;
     job.n_tokens = in.q.ne[2];
     if (job.n_tokens == 0) return;
-    job.query_tokens = std::clamp<int64_t>(kQueryRows / job.group, 1, job.n_tokens);
-    const int64_t n_qb = (job.n_tokens + job.query_tokens - 1) / job.query_tokens;
     const int64_t n_cells = in.cell_end - in.cell_begin;
     job.n_cell_blocks = (n_cells + kCellBlock - 1) / kCellBlock;
+    attention_select(job, ctx.isa, ctx.pool.size());
+    const int64_t n_qb = (job.n_tokens + job.query_tokens - 1) / job.query_tokens;
 
     std::vector<Span> query_spans(static_cast<size_t>(n_qb)),
         cell_spans(static_cast<size_t>(job.n_cell_blocks));
@@ -342,18 +361,7 @@ void cpu_attention(CpuContext& ctx, const AttentionInputs& in, const AttentionPa
     job.query_spans = &query_spans;
     job.cell_spans = &cell_spans;
 
-    // Fewer (query block, KV head) items than ~2 per thread (decode): split the cells too, in
-    // runs of at least 4 blocks so the merge stays cheap.
-    const int n_threads = ctx.pool.size();
     const int64_t base_items = n_qb * job.n_head_kv;
-    int64_t n_split = 1;
-    if (base_items < 2 * n_threads && job.n_cell_blocks >= 8) {
-        n_split = std::clamp<int64_t>((4 * n_threads + base_items - 1) / base_items, 1,
-                                      job.n_cell_blocks / 4);
-    }
-    job.blocks_per_split = std::max<int64_t>(1, (job.n_cell_blocks + n_split - 1) / n_split);
-    job.n_split =
-        std::max<int64_t>(1, (job.n_cell_blocks + job.blocks_per_split - 1) / job.blocks_per_split);
     if (job.n_split > 1) {
         job.max_rows = job.query_tokens * job.group;
         job.partial_stride = job.max_rows * (2 + job.head_dim);

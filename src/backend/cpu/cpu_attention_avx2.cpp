@@ -69,7 +69,8 @@ inline void qk_tile(const float* qt, const float* kb, int64_t head_dim, int64_t 
 
 // Tiles of 4 cells x 16 rows, or 8 cells x 8 rows when only 8 rows remain (decode): either way 8
 // independent FMA chains, enough to cover the FMA latency.
-void qk(const float* qt, const float* kb, int64_t n, int64_t head_dim, int64_t rows_pad, float* st) {
+void qk(const float* qt, const float* kb, int64_t n, int64_t head_dim, int64_t rows_pad,
+        float* st) {
     int64_t i = 0;
     for (; i + 16 <= rows_pad; i += 16) {
         int64_t j = 0;
@@ -143,7 +144,8 @@ template <int R, int W>
 inline void pv_rows(const float* st, const float* vb, int64_t n, int64_t head_dim, int64_t rows_pad,
                     const float* alpha, int64_t i, float* o) {
     int64_t d = 0;
-    for (; d + 8 * W <= head_dim; d += 8 * W) pv_tile<R, W>(st, vb, n, head_dim, rows_pad, alpha, i, d, o);
+    for (; d + 8 * W <= head_dim; d += 8 * W)
+        pv_tile<R, W>(st, vb, n, head_dim, rows_pad, alpha, i, d, o);
     for (; d + 8 <= head_dim; d += 8) pv_tile<R, 1>(st, vb, n, head_dim, rows_pad, alpha, i, d, o);
     for (; d < head_dim; ++d) {  // head_dim % 8 tail
         for (int r = 0; r < R; ++r) {
@@ -154,8 +156,8 @@ inline void pv_rows(const float* st, const float* vb, int64_t n, int64_t head_di
     }
 }
 
-void pv(const float* st, const float* vb, int64_t n, int64_t head_dim, int64_t rows, int64_t rows_pad,
-        const float* alpha, float* o) {
+void pv(const float* st, const float* vb, int64_t n, int64_t head_dim, int64_t rows,
+        int64_t rows_pad, const float* alpha, float* o) {
     int64_t i = 0;
     for (; i + 4 <= rows; i += 4) pv_rows<4, 2>(st, vb, n, head_dim, rows_pad, alpha, i, o);
     for (; i + 2 <= rows; i += 2) pv_rows<2, 4>(st, vb, n, head_dim, rows_pad, alpha, i, o);

@@ -137,11 +137,14 @@ void quantize_act_q8_K(const float* x, void* dst, int64_t k) {
         y[b].d = d;
         for (int g = 0; g < kQK_K / 32; ++g) {
             __m256i v[4];
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs + 32 * g), quantize32(x + 32 * g, id, v));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs + 32 * g),
+                                quantize32(x + 32 * g, id, v));
             // Sums of elements 0-15 and 16-31 of the group: two horizontal adds then the lanes.
-            __m256i h = _mm256_hadd_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
+            __m256i h =
+                _mm256_hadd_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
             h = _mm256_hadd_epi32(h, h);
-            const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            const __m128i s =
+                _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
             const int s0 = _mm_extract_epi32(s, 0), s1 = _mm_extract_epi32(s, 1);
             y[b].bsums[2 * g] = static_cast<int16_t>(s0);
             y[b].bsums[2 * g + 1] = static_cast<int16_t>(s1);

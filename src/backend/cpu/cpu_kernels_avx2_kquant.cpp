@@ -99,7 +99,8 @@ struct Q45KTile {
 #if SIFT_PF > 0
                 if constexpr (C == 1) {
                     const char* p = reinterpret_cast<const char*>(w) + SIFT_PF;
-                    for (int l = 0; l < static_cast<int>(sizeof(Block)); l += 64) _mm_prefetch(p + l, _MM_HINT_T0);
+                    for (int l = 0; l < static_cast<int>(sizeof(Block)); l += 64)
+                        _mm_prefetch(p + l, _MM_HINT_T0);
                 }
 #endif
                 unpack_kscales(w->scales, f16_to_f32(w->dmin), &ks[r]);

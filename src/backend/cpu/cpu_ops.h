@@ -8,24 +8,32 @@
 
 namespace sift::cpu {
 
-// cpu_matmul.cpp
+// cpu_matmul.cpp: w [k, n] any computable type, x F32 [k, T] -> out F32 [n, T].
 void cpu_matmul(CpuContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
 
-// cpu_attention.cpp
+// cpu_attention.cpp: q F32 [head_dim, n_head, T], K/V [head_dim, n_head_kv, n_cells] -> out F32
+// [head_dim, n_head, T]; a token with no visible cell gets zeros.
 void cpu_attention(CpuContext& ctx, const AttentionInputs& in, const AttentionParams& params,
                    Tensor out);
 
-// cpu_elementwise.cpp
+// cpu_elementwise.cpp (shapes as in ops.h)
+// table [width, n_rows] any computable type, ids I32 [n] -> out F32 [width, n].
 void cpu_get_rows(CpuContext& ctx, const Tensor& table, const Tensor& ids, Tensor out);
+// a, out F32 [n, rows...]; b [n, rows...] or [n].
 void cpu_add(CpuContext& ctx, const Tensor& a, const Tensor& b, Tensor out);
 void cpu_mul(CpuContext& ctx, const Tensor& a, const Tensor& b, Tensor out);
 void cpu_scale(CpuContext& ctx, const Tensor& x, float s, Tensor out);
+// x, out F32 [n, T]; w F32 [n] or null.
 void cpu_rms_norm(CpuContext& ctx, const Tensor& x, const Tensor* w, float eps, Tensor out);
+// x, out F32 [head_dim, n_head, T]; pos I32 [T].
 void cpu_rope(CpuContext& ctx, const Tensor& x, const Tensor& pos, const RopeParams& params,
               Tensor out);
+// gate, up, out F32 [n, T].
 void cpu_swiglu(CpuContext& ctx, const Tensor& gate, const Tensor& up, Tensor out);
 void cpu_geglu(CpuContext& ctx, const Tensor& gate, const Tensor& up, Tensor out);
+// src F32 [w, T], idx I32 [T], dst F32/F16 [w, n_rows].
 void cpu_set_rows(CpuContext& ctx, const Tensor& src, const Tensor& idx, Tensor dst);
+// x F32 [n, T] -> out I32 [T].
 void cpu_argmax(CpuContext& ctx, const Tensor& x, Tensor out);
 
 }  // namespace sift::cpu
