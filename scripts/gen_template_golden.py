@@ -12,6 +12,7 @@ Inputs (committed):
   tests/data/templates/templates.json        per template: file, special tokens, options to sweep
   tests/data/templates/conversations/*.json  conversations: {"messages": [...], "tools": [...]}
   tests/data/templates/jinja_features.json   small templates exercising one engine feature each
+                                             ("sift_error": sift's wording where Python names internals)
 Outputs:
   tests/data/templates/golden/<template>.json   one entry per (conversation, options): the text,
                                                 or the error the template raises

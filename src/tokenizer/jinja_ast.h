@@ -67,6 +67,9 @@ struct Expr {
     std::vector<CompareOp> compare_ops;
     FilterFn filter = nullptr;  // EXPR_FILTER, resolved at parse time (null: known but unsupported)
     TestFn test = nullptr;      // EXPR_TEST, likewise
+    // False when Jinja2 has no filter/test of that name. Like Jinja2, that is a parse error except
+    // inside `if` blocks and inline if-expressions, where it fails only when evaluated.
+    bool known = true;
 };
 
 // Assignment target: `x`, `a, b` (tuple unpacking) or `ns.attr` (namespace attribute).

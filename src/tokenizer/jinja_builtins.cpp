@@ -1,4 +1,4 @@
-// Attribute and item access, Python methods of str/dict/list, global functions, printf formatting.
+// Attribute and item access and the Python methods of str, dict and list.
 #include "tokenizer/jinja_builtins.h"
 
 #include <algorithm>
@@ -240,10 +240,10 @@ Value get_item(const Value& obj, const Value& key) {
         case ValueKind::VALUE_STRING: {
             if (key.is_string()) return get_attribute(obj, key.as_string());
             const bool indexable =
-                obj.is_string() || (obj.flavor() != ListFlavor::LIST_ITERATOR &&
-                                    obj.flavor() != ListFlavor::LIST_DICT_KEYS &&
-                                    obj.flavor() != ListFlavor::LIST_DICT_VALUES &&
-                                    obj.flavor() != ListFlavor::LIST_DICT_ITEMS);
+                obj.is_string() ||
+                (!obj.is_generator() && obj.flavor() != ListFlavor::LIST_DICT_KEYS &&
+                 obj.flavor() != ListFlavor::LIST_DICT_VALUES &&
+                 obj.flavor() != ListFlavor::LIST_DICT_ITEMS);
             if (!indexable || !(key.is_int() || key.is_bool())) break;
             int64_t i = key.as_int();
             if (obj.is_string()) {
@@ -291,8 +291,9 @@ Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, con
                       step);
         return Value::list(slice_vector(items, start, stop, step), obj.flavor());
     }
-    return Value::undefined(object_type_repr(obj) + " has no element slice(" + py_repr(start_v) +
-                            ", " + py_repr(stop_v) + ", " + py_repr(step_v) + ")");
+    // Jinja2 compiles slices to plain Python subscription, so other types raise.
+    if (obj.is_dict()) throw JinjaError("unhashable type: 'slice'");
+    throw JinjaError("'" + py_type_name(obj) + "' object is not subscriptable");
 }
 
 namespace {
@@ -335,11 +336,9 @@ Value string_list(std::vector<std::string> parts) {
     return Value::list(std::move(out));
 }
 
-// Validates that a method got no arguments; returns 0 so it can sit in a comma expression.
-int no_args(const CallArgs& args, const std::string& what) {
+void no_args(const CallArgs& args, const std::string& what) {
     if (!args.positional.empty() || !args.keywords.empty())
         throw JinjaError(what + " takes no arguments");
-    return 0;
 }
 
 bool all_chars(const std::string& s, bool (*pred)(char32_t)) {
@@ -376,10 +375,22 @@ Value call_str_method(const std::string& s, std::string_view name, CallArgs& arg
         return Value(
             py_str_replace(s, arg_string(r, 0, "old"), arg_string(r, 1, "new"), arg_int(r, 2, -1)));
     }
-    if (name == "upper") return no_args(args, what), Value(py_str_upper(s));
-    if (name == "lower") return no_args(args, what), Value(py_str_lower(s));
-    if (name == "title") return no_args(args, what), Value(py_str_title(s));
-    if (name == "capitalize") return no_args(args, what), Value(py_str_capitalize(s));
+    if (name == "upper") {
+        no_args(args, what);
+        return Value(py_str_upper(s));
+    }
+    if (name == "lower") {
+        no_args(args, what);
+        return Value(py_str_lower(s));
+    }
+    if (name == "title") {
+        no_args(args, what);
+        return Value(py_str_title(s));
+    }
+    if (name == "capitalize") {
+        no_args(args, what);
+        return Value(py_str_capitalize(s));
+    }
     if (name == "swapcase") {
         no_args(args, what);
         std::string out;
@@ -467,20 +478,36 @@ Value call_str_method(const std::string& s, std::string_view name, CallArgs& arg
             return Value(s.substr(0, s.size() - a.size()));
         return Value(s);
     }
-    if (name == "isspace") return no_args(args, what), Value(all_chars(s, py_isspace));
-    if (name == "isalnum") return no_args(args, what), Value(all_chars(s, py_isalnum));
+    if (name == "isspace") {
+        no_args(args, what);
+        return Value(all_chars(s, py_isspace));
+    }
+    if (name == "isalnum") {
+        no_args(args, what);
+        return Value(all_chars(s, py_isalnum));
+    }
     if (name == "isdigit" || name == "isdecimal" || name == "isnumeric") {
         no_args(args, what);
-        if (!is_ascii(s))
-            throw JinjaError(what + " on non-ASCII text is not supported by sift's Jinja engine");
-        return Value(all_chars(s, [](char32_t c) { return c >= '0' && c <= '9'; }));
+        if (s.empty()) return Value(false);
+        for (char32_t c : utf8_decode(s)) {
+            if (c >= '0' && c <= '9') continue;
+            // Letters, spaces and ASCII are certainly not digits; other non-ASCII characters
+            // (Arabic-Indic digits, superscripts, ...) need Unicode tables sift does not carry.
+            if (c < 0x80 || py_isspace(c) || (py_isalnum(c) && py_is_cased(c))) return Value(false);
+            throw JinjaError(what + " on '" + utf8_encode(std::u32string(1, c)) +
+                             "' is not supported by sift's Jinja engine");
+        }
+        return Value(true);
     }
     if (name == "isalpha") {
         no_args(args, what);
         return Value(
             all_chars(s, [](char32_t c) { return py_isalnum(c) && !(c >= '0' && c <= '9'); }));
     }
-    if (name == "isascii") return no_args(args, what), Value(is_ascii(s));
+    if (name == "isascii") {
+        no_args(args, what);
+        return Value(is_ascii(s));
+    }
     if (name == "islower" || name == "isupper") {
         no_args(args, what);
         bool any_cased = false;
@@ -587,7 +614,10 @@ Value call_list_method(const Value& self, std::string_view name, CallArgs& args)
             if (py_equal(items[i], r.get(0))) return Value(static_cast<int64_t>(i));
         throw JinjaError(py_repr(r.get(0)) + " is not in list");
     }
-    if (name == "copy") return no_args(args, what), Value::list(items);
+    if (name == "copy") {
+        no_args(args, what);
+        return Value::list(items);
+    }
     throw JinjaError("list method '" + std::string(name) +
                      "' is not supported by sift's Jinja engine");
 }

@@ -1,7 +1,9 @@
 // Built-in filters, tests, global functions and Python methods of the Jinja subset engine: the
 // ones Jinja2 3.1 provides plus transformers' chat-template additions (raise_exception,
 // strftime_now, its tojson). Names Jinja2 knows but sift does not implement are reported as
-// unsupported at render time; names Jinja2 does not know are parse errors, as in Jinja2.
+// unsupported when reached; names Jinja2 does not know are parse errors, as in Jinja2 (inside if
+// blocks, errors when reached). Implemented in jinja_builtins.cpp (attributes, methods),
+// jinja_filters.cpp, jinja_tests.cpp and jinja_globals.cpp.
 #pragma once
 
 #include <functional>

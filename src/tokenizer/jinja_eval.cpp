@@ -116,6 +116,29 @@ Value repeat(const Value& seq, int64_t times) {
     return Value::list(std::move(out), seq.flavor());
 }
 
+// CPython's float_divmod: floor division and modulo that agree with each other and with the
+// signs Python prints (e.g. 2.5 // 0.1 is 24.0, not floor(2.5 / 0.1) = 25.0).
+std::pair<double, double> float_divmod(double vx, double wx) {
+    double mod = std::fmod(vx, wx);
+    double div = (vx - mod) / wx;
+    if (mod != 0.0) {
+        if ((wx < 0) != (mod < 0)) {
+            mod += wx;
+            div -= 1.0;
+        }
+    } else {
+        mod = std::copysign(0.0, wx);
+    }
+    double floordiv;
+    if (div != 0.0) {
+        floordiv = std::floor(div);
+        if (div - floordiv > 0.5) floordiv += 1.0;
+    } else {
+        floordiv = std::copysign(0.0, vx / wx);
+    }
+    return {floordiv, mod};
+}
+
 bool is_sequence_for_repeat(const Value& v) {
     return v.is_string() || (v.is_list() && (v.flavor() == ListFlavor::LIST_PLAIN ||
                                              v.flavor() == ListFlavor::LIST_TUPLE));
@@ -125,6 +148,8 @@ bool is_sequence_for_repeat(const Value& v) {
 
 Value binary_op(BinaryOp op, const Value& a, const Value& b) {
     if (a.is_undefined()) fail_undefined(a);
+    // str % x reads x only for the conversions it makes (an unused Undefined is fine).
+    if (op == BinaryOp::OP_MOD && a.is_string()) return Value(printf_format(a.as_string(), b));
     if (b.is_undefined()) fail_undefined(b);
     const bool both_int = (a.is_int() || a.is_bool()) && (b.is_int() || b.is_bool());
     const bool both_num = a.is_number() && b.is_number();
@@ -186,7 +211,7 @@ Value binary_op(BinaryOp op, const Value& a, const Value& b) {
                 return Value(q);
             }
             if (b.as_float() == 0.0) throw JinjaError("float floor division by zero");
-            return Value(std::floor(a.as_float() / b.as_float()));
+            return Value(float_divmod(a.as_float(), b.as_float()).first);
         case BinaryOp::OP_MOD:
             if (a.is_string()) return Value(printf_format(a.as_string(), b));
             if (!both_num) type_error("%", a, b);
@@ -197,13 +222,8 @@ Value binary_op(BinaryOp op, const Value& a, const Value& b) {
                 if (m != 0 && ((m < 0) != (b.as_int() < 0))) m += b.as_int();
                 return Value(m);
             }
-            {
-                const double x = a.as_float(), y = b.as_float();
-                if (y == 0.0) throw JinjaError("float modulo");
-                double m = std::fmod(x, y);
-                if (m != 0.0 && ((m < 0) != (y < 0))) m += y;
-                return Value(m);
-            }
+            if (b.as_float() == 0.0) throw JinjaError("float modulo");
+            return Value(float_divmod(a.as_float(), b.as_float()).second);
         case BinaryOp::OP_POW:
             if (!both_num) type_error("** or pow()", a, b);
             if (both_int && b.as_int() >= 0) {
@@ -216,6 +236,12 @@ Value binary_op(BinaryOp op, const Value& a, const Value& b) {
             }
             if (a.as_float() == 0.0 && b.as_float() < 0)
                 throw JinjaError("0.0 cannot be raised to a negative power");
+            // Python answers with a complex number here; sift has none.
+            if (a.as_float() < 0 && std::isfinite(b.as_float()) &&
+                b.as_float() != std::floor(b.as_float()))
+                throw JinjaError(
+                    "negative number raised to a fractional power (a complex result) "
+                    "is not supported by sift's Jinja engine");
             return Value(std::pow(a.as_float(), b.as_float()));
     }
     throw JinjaError("bad operator");
@@ -232,11 +258,11 @@ bool value_in(const Value& item, const Value& container) {
             return container.as_string().find(item.as_string()) != std::string::npos;
         case ValueKind::VALUE_LIST:
             if (container.flavor() == ListFlavor::LIST_DICT_KEYS && !item.is_string()) return false;
-            for (const Value& v : container.as_list())
+            for (const Value& v : py_iterate(container))
                 if (py_equal(v, item)) return true;
             return false;
         case ValueKind::VALUE_DICT:
-            if (item.is_list() || item.is_dict())
+            if ((item.is_list() && item.flavor() == ListFlavor::LIST_PLAIN) || item.is_dict())
                 throw JinjaError("unhashable type: '" + py_type_name(item) + "'");
             return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
         default:
@@ -544,6 +570,8 @@ Value Interpreter::eval_filter(const Expr& e, const Value& input, const ScopePtr
                                       ? eval_filter(*e.args[0], input, scope)
                                       : eval(*e.args[0], scope))
                                : input;
+    // Jinja2's wording for an unknown filter reached at runtime (inside an if block).
+    if (!e.known) throw JinjaError("No filter named '" + e.name + "' found.", e.line, e.column);
     if (!e.filter)
         throw JinjaError("filter '" + e.name + "' is not supported by sift's Jinja engine");
     CallArgs args;
@@ -630,6 +658,7 @@ Value Interpreter::eval_inner(const Expr& e, const ScopePtr& scope) {
             return eval_filter(e, Value(), scope);
         case ExprKind::EXPR_TEST: {
             const Value subject = eval(*e.args[0], scope);
+            if (!e.known) throw JinjaError("No test named '" + e.name + "' found.");
             if (!e.test)
                 throw JinjaError("test '" + e.name + "' is not supported by sift's Jinja engine");
             CallArgs args;

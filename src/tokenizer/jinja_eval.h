@@ -32,8 +32,8 @@ struct RenderOptions {
 // A macro (or the body of a call block, bound as `caller`) with the scope it closes over.
 class Macro : public Object {
   public:
-    Macro(const Stmt* def, std::string name, ScopePtr closure)
-        : def(def), name(std::move(name)), closure(std::move(closure)) {}
+    Macro(const Stmt* definition, std::string macro_name, ScopePtr scope)
+        : def(definition), name(std::move(macro_name)), closure(std::move(scope)) {}
     std::string type_name() const override { return "Macro"; }
     std::string repr() const override { return "<Macro '" + name + "'>"; }
     bool callable() const override { return true; }

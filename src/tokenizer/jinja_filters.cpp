@@ -1,4 +1,4 @@
-// Jinja2 3.1 filters and tests (jinja2/filters.py, jinja2/tests.py) with transformers' tojson.
+// Jinja2 3.1 filters (jinja2/filters.py) with transformers' tojson.
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -116,6 +116,17 @@ std::optional<int64_t> parse_py_int(std::string_view text, int base) {
     return negative ? -v : v;
 }
 
+// Jinja2's generator filters (map, select, unique, items, ...) run when their result is iterated,
+// so a failure surfaces only then: `{% if x|map('upper') %}` is true even when x is a number.
+template <FilterFn F>
+Value lazy(Interpreter& interp, const Value& v, CallArgs& args) {
+    try {
+        return F(interp, v, args);
+    } catch (const JinjaError& e) {
+        return Value::failed_iterator(e.what());
+    }
+}
+
 // ---- filters ----
 
 Value f_abs(Interpreter&, const Value& v, CallArgs& args) {
@@ -220,7 +231,7 @@ Value f_first(Interpreter&, const Value& v, CallArgs& args) {
         if (v.as_string().empty()) return Value::undefined("No first item, sequence was empty.");
         return get_item(v, Value(int64_t{0}));
     }
-    if (v.is_list()) {
+    if (v.is_list() && !v.is_generator()) {
         if (v.as_list().empty()) return Value::undefined("No first item, sequence was empty.");
         return v.as_list().front();
     }
@@ -231,8 +242,7 @@ Value f_first(Interpreter&, const Value& v, CallArgs& args) {
 
 Value f_last(Interpreter&, const Value& v, CallArgs& args) {
     ArgReader(args, "filter 'last'", {});
-    if (v.is_list() && v.flavor() == ListFlavor::LIST_ITERATOR)
-        throw JinjaError("'generator' object is not reversible");
+    if (v.is_generator()) throw JinjaError("'generator' object is not reversible");
     ValueList items = py_iterate(v);
     if (items.empty()) return Value::undefined("No last item, sequence was empty.");
     return items.back();
@@ -351,6 +361,7 @@ Value f_upper(Interpreter&, const Value& v, CallArgs& args) {
 }
 
 Value f_map(Interpreter& interp, const Value& v, CallArgs& args) {
+    if (!py_truthy(v)) return iterator({});  // Jinja2 maps nothing over a falsy value, even 0
     ValueList out;
     const ValueList items = py_iterate(v);
     if (args.positional.empty()) {
@@ -381,6 +392,7 @@ Value f_map(Interpreter& interp, const Value& v, CallArgs& args) {
 
 Value select_or_reject(Interpreter& interp, const Value& v, CallArgs& args, bool by_attr,
                        bool select) {
+    if (!py_truthy(v)) return iterator({});  // as in Jinja2: falsy input, empty result, no error
     size_t off = 0;
     std::optional<AttrGetter> getter;
     if (by_attr) {
@@ -455,10 +467,11 @@ Value f_replace(Interpreter&, const Value& v, CallArgs& args) {
 Value f_reverse(Interpreter&, const Value& v, CallArgs& args) {
     ArgReader(args, "filter 'reverse'", {});
     if (v.is_string()) return get_slice(v, Value::none(), Value::none(), Value(int64_t{-1}));
+    if (v.is_undefined()) return iterator({});  // reversed(Undefined) is an (empty) iterator
     ValueList items = py_iterate(v);
     std::reverse(items.begin(), items.end());
     // reversed() of a list is an iterator; a generator gets copied into a list first.
-    const bool was_generator = v.is_list() && v.flavor() == ListFlavor::LIST_ITERATOR;
+    const bool was_generator = v.is_generator();
     return was_generator || v.is_undefined() ? Value::list(std::move(items))
                                              : iterator(std::move(items));
 }
@@ -626,7 +639,7 @@ struct FilterEntry {
 const FilterEntry kFilters[] = {
     {"abs", f_abs},
     {"attr", f_attr},
-    {"batch", f_batch},
+    {"batch", lazy<f_batch>},
     {"capitalize", f_capitalize},
     {"center", f_center},
     {"count", f_length},
@@ -643,25 +656,25 @@ const FilterEntry kFilters[] = {
     {"groupby", nullptr},
     {"indent", f_indent},
     {"int", f_int},
-    {"items", f_items},
+    {"items", lazy<f_items>},
     {"join", f_join},
     {"last", f_last},
     {"length", f_length},
     {"list", f_list},
     {"lower", f_lower},
-    {"map", f_map},
+    {"map", lazy<f_map>},
     {"max", f_max},
     {"min", f_min},
     {"pprint", nullptr},
     {"random", nullptr},
-    {"reject", f_reject},
-    {"rejectattr", f_rejectattr},
+    {"reject", lazy<f_reject>},
+    {"rejectattr", lazy<f_rejectattr>},
     {"replace", f_replace},
     {"reverse", f_reverse},
     {"round", f_round},
     {"safe", f_safe},
-    {"select", f_select},
-    {"selectattr", f_selectattr},
+    {"select", lazy<f_select>},
+    {"selectattr", lazy<f_selectattr>},
     {"slice", nullptr},
     {"sort", f_sort},
     {"string", f_string},
@@ -671,7 +684,7 @@ const FilterEntry kFilters[] = {
     {"tojson", f_tojson},
     {"trim", f_trim},
     {"truncate", nullptr},
-    {"unique", f_unique},
+    {"unique", lazy<f_unique>},
     {"upper", f_upper},
     {"urlencode", nullptr},
     {"urlize", nullptr},

@@ -145,12 +145,17 @@ Value builtin_global(std::string_view name) {
 std::string printf_format(const std::string& fmt, const Value& args) {
     ValueList values;
     const Dict* mapping = nullptr;
+    // Python does not complain about unused arguments when the single argument supports
+    // indexing (a list, dict or Jinja's Undefined): 'abc' % [] is 'abc', 'abc' % 1 is an error.
+    bool indexable = false;
     if (args.is_list() && args.flavor() == ListFlavor::LIST_TUPLE) {
         values = args.as_list();
-    } else if (args.is_dict()) {
-        mapping = &args.as_dict();
     } else {
         values.push_back(args);
+        if (args.is_dict()) mapping = &args.as_dict();
+        indexable = args.is_dict() || args.is_undefined() ||
+                    (args.is_list() && (args.flavor() == ListFlavor::LIST_PLAIN ||
+                                        args.flavor() == ListFlavor::LIST_RANGE));
     }
     std::string out;
     size_t next = 0;
@@ -163,8 +168,9 @@ std::string printf_format(const std::string& fmt, const Value& args) {
         const Value* v = nullptr;
         if (fmt[i] == '(') {
             const size_t close = fmt.find(')', i);
-            if (close == std::string::npos || !mapping)
-                throw JinjaError("format requires a mapping");
+            if (close == std::string::npos) throw JinjaError("incomplete format key");
+            if (args.is_undefined()) fail_undefined(args);
+            if (!mapping) throw JinjaError("format requires a mapping");
             v = mapping->find(fmt.substr(i + 1, close - i - 1));
             if (!v) throw JinjaError("KeyError: '" + fmt.substr(i + 1, close - i - 1) + "'");
             i = close + 1;
@@ -236,7 +242,7 @@ std::string printf_format(const std::string& fmt, const Value& args) {
         }
         out += piece;
     }
-    if (!mapping && next < values.size())
+    if (!indexable && next < values.size())
         throw JinjaError("not all arguments converted during string formatting");
     return out;
 }

@@ -389,9 +389,7 @@ ExprPtr Parser::parse_filter(ExprPtr input, bool start_inline) {
         while (skip_op(".")) name += "." + expect_name();
         auto e = make(ExprKind::EXPR_FILTER, at);
         e->name = name;
-        bool known = false;
-        e->filter = lookup_filter(name, known);
-        if (!known) fail_at(at, "unknown filter '" + name + "'");
+        e->filter = lookup_filter(name, e->known);
         e->args.push_back(std::move(input));
         if (is_op("(")) parse_call_args(*e);
         input = std::move(e);
@@ -407,9 +405,7 @@ ExprPtr Parser::parse_test(ExprPtr subject) {
     while (skip_op(".")) name += "." + expect_name();
     auto e = make(ExprKind::EXPR_TEST, at);
     e->name = name;
-    bool known = false;
-    e->test = lookup_test(name, known);
-    if (!known) fail_at(at, "unknown test '" + name + "'");
+    e->test = lookup_test(name, e->known);
     e->args.push_back(std::move(subject));
     const LexToken& t = cur();
     if (is_op("(")) {

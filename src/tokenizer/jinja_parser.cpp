@@ -317,6 +317,53 @@ void Parser::scan_body(const StmtList& body, Stmt& m) {
     }
 }
 
+void Parser::check_unknown(const Expr* e, bool soft) const {
+    if (!e) return;
+    if (!e->known && !soft) {
+        throw JinjaError(
+            std::string(e->kind == ExprKind::EXPR_FILTER ? "unknown filter '" : "unknown test '") +
+                e->name + "'",
+            e->line, e->column);
+    }
+    const bool inner_soft = soft || e->kind == ExprKind::EXPR_COND;
+    for (const ExprPtr& a : e->args) check_unknown(a.get(), inner_soft);
+    for (const auto& kw : e->keywords) check_unknown(kw.second.get(), inner_soft);
+    check_unknown(e->dyn_args.get(), inner_soft);
+    check_unknown(e->dyn_kwargs.get(), inner_soft);
+}
+
+void Parser::check_unknown(const StmtList& body, bool soft) const {
+    for (const StmtPtr& s : body) {
+        switch (s->kind) {
+            case StmtKind::STMT_IF:
+                for (const auto& [test, branch] : s->branches) {
+                    check_unknown(test.get(), true);
+                    check_unknown(branch, true);
+                }
+                check_unknown(s->else_body, true);
+                break;
+            case StmtKind::STMT_FOR:
+                check_unknown(s->expr.get(), soft);
+                check_unknown(s->cond.get(), false);
+                check_unknown(s->body, false);
+                check_unknown(s->else_body, false);
+                break;
+            case StmtKind::STMT_MACRO:
+                for (const ExprPtr& d : s->defaults) check_unknown(d.get(), false);
+                check_unknown(s->body, false);
+                break;
+            default:
+                // Expressions of the statement sit in the current frame; nested bodies (set
+                // blocks, call/filter/with blocks) get their own.
+                check_unknown(s->expr.get(), soft);
+                for (const ExprPtr& d : s->defaults) check_unknown(d.get(), soft);
+                for (const auto& a : s->assigns) check_unknown(a.second.get(), soft);
+                check_unknown(s->body, false);
+                break;
+        }
+    }
+}
+
 }  // namespace detail
 
 std::unique_ptr<TemplateAst> jinja_parse(std::string_view source) {

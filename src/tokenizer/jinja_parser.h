@@ -1,6 +1,7 @@
 // Parser of the Jinja2 subset: template source to a syntax tree, following Jinja2's grammar and
 // operator precedence (jinja2/parser.py). Unknown tags, filters and tests are errors that name
-// the construct, its line and column.
+// the construct, its line and column; as in Jinja2, unknown filters and tests inside if blocks
+// and inline if-expressions fail only when evaluated.
 #pragma once
 
 #include <memory>

@@ -29,6 +29,7 @@ class Parser {
     std::unique_ptr<TemplateAst> run() {
         auto ast = std::make_unique<TemplateAst>();
         ast->body = subparse({});
+        check_unknown(ast->body, false);
         if (cur().kind != LexKind::LEX_EOF) {
             // subparse returned on an end tag that nothing opened.
             fail_at(cur(), "unexpected tag '" + cur().value + "' (no block is open)");
@@ -144,6 +145,10 @@ class Parser {
     Target parse_target(bool with_namespace, const std::vector<std::string>& end_names);
 
     // Macros accept extra arguments only when their body reads caller/varargs/kwargs.
+    // Jinja2's compile-time check: unknown filters and tests fail unless they sit in a "soft"
+    // frame (an if block or an inline if-expression), where they fail when evaluated.
+    void check_unknown(const Expr* e, bool soft) const;
+    void check_unknown(const StmtList& body, bool soft) const;
     static void scan_names(const Expr* e, Stmt& m);
     static void scan_body(const StmtList& body, Stmt& m);
     static void mark_special_names(Stmt& m) { scan_body(m.body, m); }

@@ -5,65 +5,82 @@
 namespace sift::jinja {
 namespace {
 
-bool t_defined(Interpreter&, const Value& v, CallArgs&) {
+bool t_defined(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'defined'", {});
     return !v.is_undefined();
 }
-bool t_undefined(Interpreter&, const Value& v, CallArgs&) {
+bool t_undefined(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'undefined'", {});
     return v.is_undefined();
 }
-bool t_none(Interpreter&, const Value& v, CallArgs&) {
+bool t_none(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'none'", {});
     return v.is_none();
 }
-bool t_boolean(Interpreter&, const Value& v, CallArgs&) {
+bool t_boolean(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'boolean'", {});
     return v.is_bool();
 }
-bool t_true(Interpreter&, const Value& v, CallArgs&) {
+bool t_true(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'true'", {});
     return v.is_bool() && v.as_bool();
 }
-bool t_false(Interpreter&, const Value& v, CallArgs&) {
+bool t_false(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'false'", {});
     return v.is_bool() && !v.as_bool();
 }
-bool t_integer(Interpreter&, const Value& v, CallArgs&) {
+bool t_integer(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'integer'", {});
     return v.is_int();
 }
-bool t_float(Interpreter&, const Value& v, CallArgs&) {
+bool t_float(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'float'", {});
     return v.is_float();
 }
-bool t_number(Interpreter&, const Value& v, CallArgs&) {
+bool t_number(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'number'", {});
     return v.is_number();
 }
-bool t_string(Interpreter&, const Value& v, CallArgs&) {
+bool t_string(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'string'", {});
     return v.is_string();
 }
-bool t_mapping(Interpreter&, const Value& v, CallArgs&) {
+bool t_mapping(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'mapping'", {});
     return v.is_dict();
 }
-bool t_escaped(Interpreter&, const Value& v, CallArgs&) {
+bool t_escaped(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'escaped'", {});
     return v.is_markup();
 }
 
-bool t_iterable(Interpreter&, const Value& v, CallArgs&) {
+bool t_iterable(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'iterable'", {});
     return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict() ||
            (v.is_object() && v.as_object().type_name() == "LoopContext");
 }
 
-bool t_sequence(Interpreter&, const Value& v, CallArgs&) {
+bool t_sequence(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'sequence'", {});
     if (v.is_list())
         return v.flavor() == ListFlavor::LIST_PLAIN || v.flavor() == ListFlavor::LIST_TUPLE ||
                v.flavor() == ListFlavor::LIST_RANGE;
     return v.is_undefined() || v.is_string() || v.is_dict();
 }
 
-bool t_callable(Interpreter&, const Value& v, CallArgs&) {
+bool t_callable(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'callable'", {});
     return v.is_undefined() || (v.is_object() && v.as_object().callable());
 }
 
-bool t_lower(Interpreter& i, const Value& v, CallArgs&) {
+bool t_lower(Interpreter& i, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'lower'", {});
     CallArgs none;
     return py_truthy(call_method(i, Value(py_str(v)), "islower", none));
 }
 
-bool t_upper(Interpreter& i, const Value& v, CallArgs&) {
+bool t_upper(Interpreter& i, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'upper'", {});
     CallArgs none;
     return py_truthy(call_method(i, Value(py_str(v)), "isupper", none));
 }
@@ -130,13 +147,15 @@ bool t_sameas(Interpreter&, const Value& v, CallArgs& args) {
     }
 }
 
-bool t_filter(Interpreter&, const Value& v, CallArgs&) {
+bool t_filter(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'filter'", {});
     bool known = false;
     if (v.is_string()) lookup_filter(v.as_string(), known);
     return known;
 }
 
-bool t_test(Interpreter&, const Value& v, CallArgs&) {
+bool t_test(Interpreter&, const Value& v, CallArgs& a) {
+    ArgReader(a, "test 'test'", {});
     bool known = false;
     if (v.is_string()) lookup_test(v.as_string(), known);
     return known;

@@ -54,6 +54,10 @@ Value Value::list(ValueList items, ListFlavor flavor) {
     return v;
 }
 
+Value Value::failed_iterator(std::string message) {
+    return list({Value(std::move(message))}, ListFlavor::LIST_FAILED);
+}
+
 Value Value::dict(Dict d) {
     Value v;
     v.kind_ = ValueKind::VALUE_DICT;
@@ -149,6 +153,7 @@ std::string py_type_name(const Value& v) {
         case ListFlavor::LIST_RANGE:
             return "range";
         case ListFlavor::LIST_ITERATOR:
+        case ListFlavor::LIST_FAILED:
             return "generator";
         case ListFlavor::LIST_PLAIN:
             break;
@@ -241,6 +246,7 @@ std::string py_repr(const Value& v) {
                     break;
                 case ListFlavor::LIST_RANGE:
                 case ListFlavor::LIST_ITERATOR:
+                case ListFlavor::LIST_FAILED:
                     // Python prints the object's address here: nothing a template could rely on.
                     throw JinjaError("printing a " + py_type_name(v) +
                                      " object is not supported (convert it with '| list')");
@@ -286,7 +292,7 @@ bool py_truthy(const Value& v) {
             return !v.as_string().empty();
         case ValueKind::VALUE_LIST:
             // Generators are always true in Python, even when they would yield nothing.
-            return v.flavor() == ListFlavor::LIST_ITERATOR || !v.as_list().empty();
+            return v.is_generator() || !v.as_list().empty();
         case ValueKind::VALUE_DICT:
             return !v.as_dict().items.empty();
         case ValueKind::VALUE_OBJECT:
@@ -308,12 +314,22 @@ bool py_equal(const Value& a, const Value& b) {
         case ValueKind::VALUE_STRING:
             return a.as_string() == b.as_string();
         case ValueKind::VALUE_LIST: {
-            const bool a_tuple = a.flavor() == ListFlavor::LIST_TUPLE;
-            const bool b_tuple = b.flavor() == ListFlavor::LIST_TUPLE;
-            if (a_tuple != b_tuple) return false;
+            // Lists equal lists, tuples tuples; generators and dict.values() compare by identity;
+            // dict.keys()/items() compare as sets.
+            if (a.flavor() != b.flavor()) return false;
+            if (a.is_generator() || a.flavor() == ListFlavor::LIST_DICT_VALUES)
+                return a.identity() == b.identity();
             const ValueList& x = a.as_list();
             const ValueList& y = b.as_list();
             if (x.size() != y.size()) return false;
+            if (a.flavor() == ListFlavor::LIST_DICT_KEYS ||
+                a.flavor() == ListFlavor::LIST_DICT_ITEMS) {
+                for (const Value& item : x)
+                    if (std::none_of(y.begin(), y.end(),
+                                     [&](const Value& o) { return py_equal(item, o); }))
+                        return false;
+                return true;
+            }
             for (size_t i = 0; i < x.size(); ++i)
                 if (!py_equal(x[i], y[i])) return false;
             return true;
@@ -351,8 +367,8 @@ int py_compare(const Value& a, const Value& b) {
         const int c = a.as_string().compare(b.as_string());
         return c < 0 ? -1 : (c > 0 ? 1 : 0);
     }
-    if (a.is_list() && b.is_list() &&
-        (a.flavor() == ListFlavor::LIST_TUPLE) == (b.flavor() == ListFlavor::LIST_TUPLE)) {
+    if (a.is_list() && b.is_list() && a.flavor() == b.flavor() &&
+        (a.flavor() == ListFlavor::LIST_PLAIN || a.flavor() == ListFlavor::LIST_TUPLE)) {
         const ValueList& x = a.as_list();
         const ValueList& y = b.as_list();
         for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
@@ -370,6 +386,7 @@ ValueList py_iterate(const Value& v) {
         case ValueKind::VALUE_UNDEFINED:
             return {};
         case ValueKind::VALUE_LIST:
+            if (v.flavor() == ListFlavor::LIST_FAILED) throw JinjaError(v.as_list()[0].as_string());
             return v.as_list();
         case ValueKind::VALUE_DICT: {
             ValueList keys;
@@ -398,8 +415,7 @@ int64_t py_len(const Value& v) {
         case ValueKind::VALUE_DICT:
             return static_cast<int64_t>(v.as_dict().items.size());
         case ValueKind::VALUE_LIST:
-            if (v.flavor() != ListFlavor::LIST_ITERATOR)
-                return static_cast<int64_t>(v.as_list().size());
+            if (!v.is_generator()) return static_cast<int64_t>(v.as_list().size());
             break;
         default:
             break;

@@ -18,8 +18,8 @@ namespace sift::jinja {
 // "position not known yet": the evaluator fills in the node being evaluated.
 class JinjaError : public std::runtime_error {
   public:
-    explicit JinjaError(const std::string& message, int line = 0, int column = 0)
-        : std::runtime_error(message), line(line), column(column) {}
+    explicit JinjaError(const std::string& message, int at_line = 0, int at_column = 0)
+        : std::runtime_error(message), line(at_line), column(at_column) {}
     int line;
     int column;
 };
@@ -46,6 +46,7 @@ enum class ListFlavor : uint8_t {
     LIST_DICT_VALUES,  // dict.values()
     LIST_RANGE,        // range(): printing it is refused (its repr needs the bounds)
     LIST_ITERATOR,     // generator/iterator from a filter: no len(), no indexing, no printing
+    LIST_FAILED,  // a generator whose computation failed: raises when iterated (Python is lazy)
 };
 
 class Value;
@@ -80,6 +81,8 @@ class Value {
     static Value list(ValueList items, ListFlavor flavor = ListFlavor::LIST_PLAIN);
     static Value dict(Dict d);
     static Value object(std::shared_ptr<Object> o);
+    // A generator that raises `message` when iterated, as Jinja2's lazy filters do.
+    static Value failed_iterator(std::string message);
 
     ValueKind kind() const { return kind_; }
     bool is_undefined() const { return kind_ == ValueKind::VALUE_UNDEFINED; }
@@ -94,6 +97,10 @@ class Value {
     bool is_object() const { return kind_ == ValueKind::VALUE_OBJECT; }
     bool is_markup() const { return is_string() && flag_ != 0; }
     ListFlavor flavor() const { return static_cast<ListFlavor>(flag_); }
+    bool is_generator() const {
+        return is_list() &&
+               (flavor() == ListFlavor::LIST_ITERATOR || flavor() == ListFlavor::LIST_FAILED);
+    }
 
     bool as_bool() const { return b_; }
     int64_t as_int() const { return is_bool() ? (b_ ? 1 : 0) : i_; }  // bool or int

@@ -43,15 +43,17 @@ std::vector<MatmulCase> matmul_cases() {
     for (DType type : test::kComputableTypes) {
         const int64_t bs = dtype_traits(type).block_size;
         const bool float_type = bs == 1;
-        // k: one block (or a k not a multiple of 8), a few blocks, and one past the L1 k block
-        // of the fast kernels (so partial sums accumulate across k blocks).
+        // k: one block (or a k not a multiple of 8), a few blocks, one past the exact path's
+        // 1024-element k block, and one past the fast kernels' 128 KB activation tile (so partial
+        // sums accumulate across k blocks in both modes).
         const int64_t k_small = float_type ? 37 : bs;
         const int64_t k_mid = float_type ? 200 : (bs == 256 ? 768 : 96);
         const int64_t k_big = float_type ? 1100 : (bs == 256 ? 4096 : 3200);
+        const int64_t k_huge = float_type ? 8200 : (bs == 256 ? 13056 : 13120);
         // n, T: single rows/tokens, odd sizes (partial tiles), and more than one 64-row x 64-token
         // work item.
-        const int64_t shapes[][3] = {
-            {k_small, 1, 1}, {k_mid, 37, 5}, {k_mid, 130, 70}, {k_big, 9, 3}, {k_big, 70, 17}};
+        const int64_t shapes[][3] = {{k_small, 1, 1}, {k_mid, 37, 5},  {k_mid, 130, 70},
+                                     {k_big, 9, 3},   {k_big, 70, 17}, {k_huge, 3, 2}};
         for (const auto& s : shapes) {
             for (bool exact : {false, true}) {
                 for (cpu::CpuIsa isa : test::available_isas()) {

@@ -23,7 +23,7 @@ namespace sift::cpu {
 namespace {
 
 constexpr int64_t kCellBlock = 64;
-constexpr int64_t kQueryRows = 64;
+constexpr int64_t kQueryRows = 128;
 constexpr int32_t kSeqMixed = INT32_MIN;  // span holds several sequences
 constexpr int32_t kSeqNone = -1;          // span holds no filled cell
 
@@ -122,9 +122,19 @@ const uint8_t* kv_row(const Tensor& t, int64_t cell, int64_t head) {
     return static_cast<const uint8_t*>(t.data) + cell * t.nb[2] + head * t.nb[1];
 }
 
+// Converts rows [c0, c0 + n) of one KV head to F32 and prefetches the same rows of the next
+// block: the head's rows are strided in the cache (the other heads sit between them), a pattern
+// the hardware prefetcher follows poorly, and long-context decode is bound by this read.
 void load_rows(const AttentionJob& job, const Tensor& t, int64_t c0, int64_t n, int64_t head,
                float* dst) {
+    const int64_t row_bytes =
+        job.head_dim / dtype_traits(t.type).block_size * dtype_traits(t.type).block_bytes;
+    const int64_t next_end = std::min(job.in->cell_end, c0 + n + kCellBlock);
     for (int64_t j = 0; j < n; ++j) {
+        if (c0 + n + j < next_end) {
+            const uint8_t* next = kv_row(t, c0 + n + j, head);
+            for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(next + off);
+        }
         const uint8_t* src = kv_row(t, c0 + j, head);
         if (t.type == DType::F32) {
             std::memcpy(dst + j * job.head_dim, src, static_cast<size_t>(job.head_dim) * 4);

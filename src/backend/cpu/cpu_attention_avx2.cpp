@@ -74,6 +74,7 @@ void qk(const float* qt, const float* kb, int64_t n, int64_t head_dim, int64_t r
     int64_t i = 0;
     for (; i + 16 <= rows_pad; i += 16) {
         int64_t j = 0;
+        for (; j + 6 <= n; j += 6) qk_tile<6, 2>(qt, kb, head_dim, rows_pad, j, i, st);
         for (; j + 4 <= n; j += 4) qk_tile<4, 2>(qt, kb, head_dim, rows_pad, j, i, st);
         for (; j < n; ++j) qk_tile<1, 2>(qt, kb, head_dim, rows_pad, j, i, st);
     }
@@ -114,7 +115,7 @@ template <int R, int W>
 inline void pv_tile(const float* st, const float* vb, int64_t n, int64_t head_dim, int64_t rows_pad,
                     const float* alpha, int64_t i, int64_t d, float* o) {
     __m256 acc[R][W];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
         const __m256 a = _mm256_broadcast_ss(alpha + i + r);
 #pragma GCC unroll 8
@@ -125,14 +126,14 @@ inline void pv_tile(const float* st, const float* vb, int64_t n, int64_t head_di
         __m256 v[W];
 #pragma GCC unroll 8
         for (int w = 0; w < W; ++w) v[w] = _mm256_loadu_ps(vb + j * head_dim + d + 8 * w);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
             const __m256 p = _mm256_broadcast_ss(st + j * rows_pad + i + r);
 #pragma GCC unroll 8
             for (int w = 0; w < W; ++w) acc[r][w] = _mm256_fmadd_ps(p, v[w], acc[r][w]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
         for (int w = 0; w < W; ++w) _mm256_storeu_ps(o + (i + r) * head_dim + d + 8 * w, acc[r][w]);
@@ -159,6 +160,7 @@ inline void pv_rows(const float* st, const float* vb, int64_t n, int64_t head_di
 void pv(const float* st, const float* vb, int64_t n, int64_t head_dim, int64_t rows,
         int64_t rows_pad, const float* alpha, float* o) {
     int64_t i = 0;
+    for (; i + 6 <= rows; i += 6) pv_rows<6, 2>(st, vb, n, head_dim, rows_pad, alpha, i, o);
     for (; i + 4 <= rows; i += 4) pv_rows<4, 2>(st, vb, n, head_dim, rows_pad, alpha, i, o);
     for (; i + 2 <= rows; i += 2) pv_rows<2, 4>(st, vb, n, head_dim, rows_pad, alpha, i, o);
     for (; i < rows; ++i) pv_rows<1, 8>(st, vb, n, head_dim, rows_pad, alpha, i, o);

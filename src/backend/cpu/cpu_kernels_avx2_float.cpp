@@ -43,37 +43,55 @@ inline float load_w1(const uint8_t* row, int64_t i) {
     return v;
 }
 
-// acc[r][c] += w[r][i..i+8] * x[c][i..i+8]; the weights are converted once per 8 and reused for
-// every column, the 8 lanes are summed at the end, and a scalar loop takes the k % 8 tail.
+// acc[u][r][c] += w[r][i..i+8] * x[c][i..i+8]: the weights are converted once per 8 and reused
+// for every column; a small tile (decode) keeps U = 4 partial sums per output so 4 FMA chains
+// cover the FMA latency. Lanes and partial sums are added at the end, and a scalar loop takes
+// the k % 8U tail.
 template <WeightKind W>
 struct FloatTile {
     template <int R, int C>
     static void run(const TileArgs& a) {
+        constexpr int U = R * C >= 4 ? 1 : 4;
+        constexpr int kBytes = W == WeightKind::W_F32 ? 4 : 2;
         const int64_t k = a.n_blocks;
         const float* x[C];
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) x[c] = reinterpret_cast<const float*>(a.x + c * a.x_stride);
-        __m256 acc[R][C];
+        __m256 acc[U][R][C];
+#pragma GCC unroll 4
+        for (int u = 0; u < U; ++u) {
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
+            for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
-            for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+                for (int c = 0; c < C; ++c) acc[u][r][c] = _mm256_setzero_ps();
+            }
         }
         int64_t i = 0;
-        for (; i + 8 <= k; i += 8) {
-            __m256 w[R];
+        for (; i + 8 * U <= k; i += 8 * U) {
+            if constexpr (C == 1) {
 #pragma GCC unroll 8
-            for (int r = 0; r < R; ++r) w[r] = load_w8<W>(a.w + r * a.w_stride, i);
+                for (int r = 0; r < R; ++r)
+                    prefetch_ahead(a.w + r * a.w_stride + i * kBytes, 8 * U * kBytes);
+            }
+#pragma GCC unroll 4
+            for (int u = 0; u < U; ++u) {
+                __m256 w[R];
 #pragma GCC unroll 8
-            for (int c = 0; c < C; ++c) {
-                const __m256 xv = _mm256_loadu_ps(x[c] + i);
+                for (int r = 0; r < R; ++r) w[r] = load_w8<W>(a.w + r * a.w_stride, i + 8 * u);
 #pragma GCC unroll 8
-                for (int r = 0; r < R; ++r) acc[r][c] = _mm256_fmadd_ps(w[r], xv, acc[r][c]);
+                for (int c = 0; c < C; ++c) {
+                    const __m256 xv = _mm256_loadu_ps(x[c] + i + 8 * u);
+#pragma GCC unroll 8
+                    for (int r = 0; r < R; ++r)
+                        acc[u][r][c] = _mm256_fmadd_ps(w[r], xv, acc[u][r][c]);
+                }
             }
         }
         for (int r = 0; r < R; ++r) {
             for (int c = 0; c < C; ++c) {
-                float s = hsum(acc[r][c]);
+                __m256 v = acc[0][r][c];
+                for (int u = 1; u < U; ++u) v = _mm256_add_ps(v, acc[u][r][c]);
+                float s = hsum(v);
                 for (int64_t j = i; j < k; ++j) s += load_w1<W>(a.w + r * a.w_stride, j) * x[c][j];
                 store_out(a.out + c * a.out_stride + r, s, a.accumulate);
             }

@@ -19,9 +19,6 @@
 #include "backend/cpu/cpu_kernels_avx2.h"
 #include "tensor/quant_blocks.h"
 
-#ifndef SIFT_PF
-#define SIFT_PF 0
-#endif
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 #include "backend/cpu/cpu_avx2.h"
@@ -68,14 +65,6 @@ inline const block_q8_Kx* col_block(const TileArgs& a, int c, int64_t b) {
     return reinterpret_cast<const block_q8_Kx*>(a.x + c * a.x_stride) + b;
 }
 
-template <int R, int C>
-inline void store_tile(const TileArgs& a, __m256 (&facc)[R][C]) {
-    for (int c = 0; c < C; ++c) {
-        for (int r = 0; r < R; ++r)
-            store_out(a.out + c * a.out_stride + r, hsum(facc[r][c]), a.accumulate);
-    }
-}
-
 // Q4_K and Q5_K share everything but the fifth bit.
 template <bool kFive>
 struct Q45KTile {
@@ -96,13 +85,7 @@ struct Q45KTile {
 #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
                 const Block* w = row_block<Block>(a, r, b);
-#if SIFT_PF > 0
-                if constexpr (C == 1) {
-                    const char* p = reinterpret_cast<const char*>(w) + SIFT_PF;
-                    for (int l = 0; l < static_cast<int>(sizeof(Block)); l += 64)
-                        _mm_prefetch(p + l, _MM_HINT_T0);
-                }
-#endif
+                if constexpr (C == 1) prefetch_ahead(w, sizeof(Block));
                 unpack_kscales(w->scales, f16_to_f32(w->dmin), &ks[r]);
                 d[r] = _mm256_set1_ps(f16_to_f32(w->d));
             }
@@ -182,6 +165,7 @@ struct Q6KTile {
 #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
                 const block_q6_K* w = row_block<block_q6_K>(a, r, b);
+                if constexpr (C == 1) prefetch_ahead(w, sizeof(block_q6_K));
                 const __m128i s8 = loadu128(w->scales);
                 sc16[r] = _mm256_cvtepi8_epi16(s8);
                 const __m256i eo = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s8, evens_odds));

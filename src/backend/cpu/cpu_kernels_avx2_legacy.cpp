@@ -108,6 +108,8 @@ struct LegacyTile {
 #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
                 float dr, zr;
+                // Blocks are 18-34 bytes: one prefetch per block covers every line.
+                if constexpr (C == 1) prefetch_ahead(a.w + r * a.w_stride + b * sizeof(Block), 1);
                 q[r] = unpack_block<L>(reinterpret_cast<const Block*>(a.w + r * a.w_stride) + b,
                                        &dr, &zr);
                 d[r] = _mm256_set1_ps(dr);
@@ -136,10 +138,7 @@ struct LegacyTile {
                 }
             }
         }
-        for (int c = 0; c < C; ++c) {
-            for (int r = 0; r < R; ++r)
-                store_out(a.out + c * a.out_stride + r, hsum(facc[r][c]), a.accumulate);
-        }
+        store_tile<R, C>(a, facc);
     }
 };
 
