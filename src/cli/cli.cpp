@@ -21,6 +21,7 @@ int cli_main(int argc, char** argv) {
     add_mkmodel_command(app, exit_code);
     add_info_command(app, exit_code);
     add_template_command(app, exit_code);
+    add_tokenize_commands(app, exit_code);
 
     try {
         app.parse(argc, argv);

@@ -9,6 +9,7 @@
 
 #include "backend/ops.h"
 #include "cli/cli.h"
+#include "cli/cli_files.h"
 #include "cli/run_prompt.h"
 #include "model/model.h"
 #include "runtime/generate.h"
@@ -46,11 +47,9 @@ Status write_floats(const std::string& path, const std::vector<float>& values) {
 Status run(RunOptions& opt) {
     std::string user_text = opt.prompt;
     if (!opt.prompt_file.empty()) {
-        std::ifstream in(opt.prompt_file, std::ios::binary);
-        if (!in) return make_error("{}: cannot read prompt file", opt.prompt_file);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        user_text = ss.str() + (opt.prompt.empty() ? "" : "\n" + opt.prompt);
+        Result<std::string> text = read_text_file(opt.prompt_file);
+        if (!text) return text.error();
+        user_text = *text + (opt.prompt.empty() ? "" : "\n" + opt.prompt);
     }
     if (user_text.empty()) return make_error("no prompt: give -p TEXT or -f FILE");
 
@@ -65,7 +64,9 @@ Status run(RunOptions& opt) {
     model_options.n_ubatch = opt.n_ubatch;
     model_options.kv_type = *kv_type;
     model_options.dump_layers = opt.dump_layers;
-    Result<std::unique_ptr<Model>> model = Model::load(opt.model, *backend, model_options);
+    Result<std::string> model_path = resolve_model(opt.model);
+    if (!model_path) return model_path.error();
+    Result<std::unique_ptr<Model>> model = Model::load(*model_path, *backend, model_options);
     if (!model) return model.error();
     Result<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::from_gguf((*model)->file());
     if (!tokenizer) return make_error("{}: {}", opt.model, tokenizer.message());
@@ -118,7 +119,7 @@ Status run(RunOptions& opt) {
 void add_run_command(CLI::App& app, int& exit_code) {
     auto opt = std::make_shared<RunOptions>();
     CLI::App* sub = app.add_subcommand("run", "Generate text from a prompt (streams the output)");
-    sub->add_option("-m,--model", opt->model, "GGUF model")->required();
+    sub->add_option("-m,--model", opt->model, "GGUF model (path or manifest name)")->required();
     sub->add_option("-p,--prompt", opt->prompt,
                     "Prompt text (after -f's text when both are given)");
     sub->add_option("-f,--file", opt->prompt_file, "Read the prompt from a file");

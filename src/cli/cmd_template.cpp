@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "cli/cli_files.h"
 #include "cli/json_jinja.h"
 #include "cli/model_store.h"
 #include "gguf/gguf.h"
@@ -30,14 +31,6 @@ struct TemplateOptions {
     bool add_generation_prompt = false;
 };
 
-Result<std::string> read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return make_error("cannot read {}", path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 Result<jinja::Value> read_json_value(const std::string& text, const std::string& what) {
     ordered_json j;
     try {
@@ -48,24 +41,6 @@ Result<jinja::Value> read_json_value(const std::string& text, const std::string&
     Result<jinja::Value> v = json_to_jinja(j);
     if (!v) return make_error("{}: {}", what, v.message());
     return v;
-}
-
-// A path, or a name from the model manifest (`sift models pull NAME` installs it).
-Result<std::string> resolve_model(const std::string& model) {
-    if (std::filesystem::exists(model)) return model;
-    Result<Manifest> manifest = manifest_load("");
-    if (manifest) {
-        if (const ModelEntry* entry = manifest->find(model)) {
-            Result<std::filesystem::path> dir = models_dir_resolve("");
-            if (dir) {
-                const std::filesystem::path path = *dir / entry->file;
-                if (std::filesystem::exists(path)) return path.string();
-                return make_error("model '{}' is not installed (run `sift models pull {}`)", model,
-                                  model);
-            }
-        }
-    }
-    return make_error("model file not found: {}", model);
 }
 
 std::string token_text(const gguf::File& file, const char* key) {
@@ -100,7 +75,7 @@ int run_template(const TemplateOptions& opt) {
         }
     }
     if (!opt.template_file.empty()) {
-        Result<std::string> t = read_file(opt.template_file);
+        Result<std::string> t = read_text_file(opt.template_file);
         if (!t) return fail(t.message());
         source = std::move(*t);
     }
@@ -110,7 +85,7 @@ int run_template(const TemplateOptions& opt) {
 
     ChatTemplateInputs inputs;
     inputs.add_generation_prompt = opt.add_generation_prompt;
-    Result<std::string> messages_text = read_file(opt.messages);
+    Result<std::string> messages_text = read_text_file(opt.messages);
     if (!messages_text) return fail(messages_text.message());
     Result<jinja::Value> messages = read_json_value(*messages_text, opt.messages);
     if (!messages) return fail(messages.message());
@@ -124,7 +99,7 @@ int run_template(const TemplateOptions& opt) {
         inputs.messages = *messages;
     }
     if (!opt.tools.empty()) {
-        Result<std::string> tools_text = read_file(opt.tools);
+        Result<std::string> tools_text = read_text_file(opt.tools);
         if (!tools_text) return fail(tools_text.message());
         Result<jinja::Value> tools = read_json_value(*tools_text, opt.tools);
         if (!tools) return fail(tools.message());

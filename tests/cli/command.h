@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -23,6 +24,20 @@ inline std::string slurp(const std::filesystem::path& path) {
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
+}
+
+// Where `make test` installs the real models: $SIFT_MODELS, else ~/.cache/sift/models.
+inline std::filesystem::path test_models_dir() {
+    if (const char* env = std::getenv("SIFT_MODELS"); env && *env) return env;
+    const char* home = std::getenv("HOME");
+    return std::filesystem::path(home ? home : "/nonexistent") / ".cache" / "sift" / "models";
+}
+
+// A shell word: single-quoted, with embedded quotes escaped.
+inline std::string shell_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
 }
 
 inline CommandResult run_command(const std::string& command) {

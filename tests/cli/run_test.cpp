@@ -14,23 +14,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string models_dir() {
-    if (const char* env = std::getenv("SIFT_MODELS")) return env;
-    const char* home = std::getenv("HOME");
-    return std::string(home ? home : "") + "/.cache/sift/models";
-}
-
 std::string smollm2() {
-    const std::string path = models_dir() + "/smollm2-135m-instruct-q4_1.gguf";
+    const std::string path = (test_models_dir() / "smollm2-135m-instruct-q4_1.gguf").string();
     EXPECT_TRUE(fs::exists(path)) << path
                                   << " is missing: run `build/sift models pull smollm2-135m`";
     return path;
 }
 
 std::string quoted(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
+    return shell_quote(s);
 }
 
 TEST(Run, SmolLM2GreedyContinuationsMatchTheGoldens) {

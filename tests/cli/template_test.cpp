@@ -19,18 +19,12 @@ namespace fs = std::filesystem;
 const fs::path kData = fs::path(SIFT_TEST_DATA) / "templates";
 constexpr const char* kModelFile = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 
-fs::path models_dir() {
-    if (const char* env = std::getenv("SIFT_MODELS"); env && *env) return env;
-    const char* home = std::getenv("HOME");
-    return fs::path(home ? home : "/nonexistent") / ".cache" / "sift" / "models";
-}
-
 std::string quoted(const fs::path& p) {
     return "'" + p.string() + "'";
 }
 
 TEST(TemplateCli, QwenModelTemplateWithToolsMatchesJinja2) {
-    const fs::path model = models_dir() / kModelFile;
+    const fs::path model = test_models_dir() / kModelFile;
     ASSERT_TRUE(fs::exists(model)) << model << " is missing: run `build/sift models pull "
                                    << "qwen2.5-coder-1.5b` (or set SIFT_MODELS)";
     CommandResult r =
