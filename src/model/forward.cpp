@@ -119,6 +119,7 @@ Tensor block_ffn(ForwardContext& c, int il, const Tensor& h, FfnActivation act) 
 
 void block_logits(ForwardContext& c, const Tensor& x) {
     const int64_t n_out = c.out_rows.ne[0];
+    if (n_out == 0) return;  // no token of this chunk wants logits
     Tensor rows = c.arena.alloc(DType::F32, c.hp.n_embd, n_out);
     c.be.get_rows(x, c.out_rows, rows);
     c.be.rms_norm(rows, &c.w.output_norm, c.hp.norm_eps, rows);

@@ -49,6 +49,7 @@ class Model {
     const HParams& hparams() const { return hp_; }
     const gguf::File& file() const { return *file_; }
     KvCache& kv() { return *kv_; }
+    const KvCache& kv() const { return *kv_; }
     Backend& backend() { return backend_; }
     int64_t n_ctx() const { return kv_->n_cells(); }
 

@@ -95,6 +95,22 @@ TEST_P(Engine, IncrementalDecodingMatchesOneForward) {
     expect_close(expected, got, "incremental");
 }
 
+// A chunk where no token wants logits (a context fill) only writes the cache.
+TEST_P(Engine, BatchWithoutOutputsFillsTheCache) {
+    const std::vector<int32_t> ids = prompt(16);
+    std::unique_ptr<Model> m = load(5);
+    Batch fill;
+    for (size_t i = 0; i + 1 < ids.size(); ++i) fill.add(ids[i], static_cast<int32_t>(i), 0, false);
+    Result<std::vector<float>> none = m->decode(fill);
+    ASSERT_TRUE(none.ok()) << none.message();
+    EXPECT_TRUE(none->empty());
+    const std::vector<float> last = run_all(*m, {ids.back()}, static_cast<int32_t>(ids.size() - 1));
+    std::unique_ptr<Model> full = load();
+    const std::vector<float> all = run_all(*full, ids);
+    const size_t v = static_cast<size_t>(full->hparams().n_vocab);
+    expect_close(std::vector<float>(all.end() - static_cast<long>(v), all.end()), last, "fill");
+}
+
 TEST_P(Engine, MicroBatchesMatchOneForward) {
     const std::vector<int32_t> ids = prompt(30);
     std::unique_ptr<Model> whole = load(512);
