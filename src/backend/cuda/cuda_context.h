@@ -1,0 +1,65 @@
+// State shared by the CUDA op implementations (included by .cu files only): the device, the one
+// stream every op is queued on, the cuBLAS handle and a grow-only scratch buffer.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/check.h"
+
+// Aborts with the CUDA error string: a failing CUDA call is a programmer error or a lost
+// device, never bad user input (inputs are validated before ops run).
+#define SIFT_CUDA_CHECK(expr)                                                          \
+    do {                                                                               \
+        const cudaError_t sift_cuda_err_ = (expr);                                     \
+        SIFT_CHECK(sift_cuda_err_ == cudaSuccess, "CUDA: {} ({})",                     \
+                   cudaGetErrorString(sift_cuda_err_), cudaGetErrorName(sift_cuda_err_)); \
+    } while (0)
+
+#define SIFT_CUBLAS_CHECK(expr)                                                  \
+    do {                                                                         \
+        const cublasStatus_t sift_cublas_st_ = (expr);                           \
+        SIFT_CHECK(sift_cublas_st_ == CUBLAS_STATUS_SUCCESS, "cuBLAS: status {}", \
+                   static_cast<int>(sift_cublas_st_));                           \
+    } while (0)
+
+// After a kernel launch: configuration errors surface here, at the launching op.
+#define SIFT_CUDA_LAUNCH_CHECK() SIFT_CUDA_CHECK(cudaGetLastError())
+
+namespace sift::cuda {
+
+// Device memory that only grows; reused by consecutive ops on the one stream (an op may use it
+// only until it returns: the next op may overwrite it, which stream order makes safe).
+class Scratch {
+  public:
+    Scratch() = default;
+    ~Scratch();
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    void* get(size_t bytes);  // 256-byte aligned; contents undefined
+
+  private:
+    void* ptr_ = nullptr;
+    size_t bytes_ = 0;
+};
+
+struct CudaContext {
+    int device = 0;
+    int sm_count = 0;
+    int cc_major = 0, cc_minor = 0;
+    size_t l2_bytes = 0;
+    size_t smem_optin = 0;  // per-block shared memory limit after cudaFuncSetAttribute
+    cudaStream_t stream = nullptr;
+    cublasHandle_t cublas = nullptr;
+    Scratch scratch_a;  // e.g. dequantized weights
+    Scratch scratch_b;  // e.g. converted activations
+};
+
+inline unsigned grid_1d(int64_t n, int block) {
+    return static_cast<unsigned>((n + block - 1) / block);
+}
+
+}  // namespace sift::cuda

@@ -1,0 +1,30 @@
+// The CUDA implementation of each op of backend/ops.h (same contracts, same shapes; tensors hold
+// device pointers). Every op is queued on ctx.stream and returns without synchronizing.
+#pragma once
+
+#include "backend/cuda/cuda_context.h"
+#include "backend/ops.h"
+
+namespace sift::cuda {
+
+// cuda_matmul.cu, cuda_matvec.cu, cuda_get_rows.cu (weights: every computable type)
+void cuda_get_rows(CudaContext& ctx, const Tensor& table, const Tensor& ids, Tensor out);
+void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
+
+// cuda_elementwise.cu
+void cuda_add(CudaContext& ctx, const Tensor& a, const Tensor& b, Tensor out);
+void cuda_mul(CudaContext& ctx, const Tensor& a, const Tensor& b, Tensor out);
+void cuda_scale(CudaContext& ctx, const Tensor& x, float s, Tensor out);
+void cuda_rms_norm(CudaContext& ctx, const Tensor& x, const Tensor* w, float eps, Tensor out);
+void cuda_rope(CudaContext& ctx, const Tensor& x, const Tensor& pos, const RopeParams& params,
+               Tensor out);
+void cuda_swiglu(CudaContext& ctx, const Tensor& gate, const Tensor& up, Tensor out);
+void cuda_geglu(CudaContext& ctx, const Tensor& gate, const Tensor& up, Tensor out);
+void cuda_set_rows(CudaContext& ctx, const Tensor& src, const Tensor& idx, Tensor dst);
+void cuda_argmax(CudaContext& ctx, const Tensor& x, Tensor out);
+
+// cuda_attention.cu
+void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const AttentionParams& params,
+                    Tensor out);
+
+}  // namespace sift::cuda
