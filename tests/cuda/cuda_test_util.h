@@ -1,5 +1,5 @@
-// Helpers for the CUDA op-parity harness: a CUDA backend (or a skip where there is no GPU), a
-// CPU reference backend, device copies of host data, and the error measure of docs/ORACLES.md.
+// Helpers for the CUDA op-parity harness: a CUDA context (or a skip where there is no GPU), the
+// exact CPU reference backend, device copies of host data, and the error measure.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,37 +10,42 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
-#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_context.h"
 #include "backend/ops.h"
 #include "tensor/tensor.h"
 
 namespace sift::test {
 
-// One CUDA backend per test binary (creating a context per test would dominate the run time).
-// Null when there is no usable GPU; tests then GTEST_SKIP with the reason.
-inline Backend* cuda_backend(std::string* why = nullptr) {
-    static std::unique_ptr<Backend> backend;
+// One CUDA context per test binary (creating one per test would dominate the run time); null
+// when there is no usable GPU, and tests then GTEST_SKIP with the reason. Op tests call the
+// cuda:: functions on it directly.
+inline cuda::CudaContext* cuda_test_context(std::string* why = nullptr) {
+    static cuda::CudaContext* ctx = nullptr;
     static std::string reason;
     static bool tried = false;
     if (!tried) {
         tried = true;
-        Result<std::unique_ptr<Backend>> b = backend_cuda_create({});
-        if (b) {
-            backend = std::move(*b);
+        Result<cuda::CudaContext*> c = cuda::cuda_context_create(0);
+        if (c) {
+            ctx = *c;
         } else {
-            reason = b.message();
+            reason = c.message();
         }
     }
     if (why) *why = reason;
-    return backend.get();
+    return ctx;
 }
 
-#define SIFT_REQUIRE_CUDA()                                              \
-    std::string sift_no_cuda_reason_;                                    \
-    ::sift::Backend* gpu = ::sift::test::cuda_backend(&sift_no_cuda_reason_); \
-    if (gpu == nullptr) GTEST_SKIP() << "no CUDA GPU: " << sift_no_cuda_reason_
+// Declares `ctx` (cuda::CudaContext&) or skips the test.
+#define SIFT_REQUIRE_CUDA()                                                                \
+    std::string sift_no_cuda_reason_;                                                      \
+    ::sift::cuda::CudaContext* sift_ctx_ptr_ =                                             \
+        ::sift::test::cuda_test_context(&sift_no_cuda_reason_);                            \
+    if (sift_ctx_ptr_ == nullptr) GTEST_SKIP() << "no CUDA GPU: " << sift_no_cuda_reason_; \
+    ::sift::cuda::CudaContext& ctx = *sift_ctx_ptr_
 
 // The exact CPU backend: the reference every CUDA op is compared with.
 inline Backend& cpu_reference() {
@@ -52,37 +57,39 @@ inline Backend& cpu_reference() {
     return *cpu;
 }
 
-// Device memory holding a tensor of a given shape; freed with the object.
+// Device memory holding a contiguous tensor of a given shape; freed with the object.
 class DeviceTensor {
   public:
-    DeviceTensor(Backend& be, DType type, std::initializer_list<int64_t> ne) : be_(be) {
+    DeviceTensor(DType type, std::initializer_list<int64_t> ne) {
         Tensor shape = Tensor::view(nullptr, type, ne);
         bytes_ = static_cast<size_t>(shape.nb[3] * shape.ne[3]);
-        ptr_ = be_.alloc(std::max<size_t>(bytes_, 1));
-        t_ = Tensor::view(ptr_, type, ne, be_.device());
+        SIFT_CUDA_CHECK(cudaMalloc(&ptr_, std::max<size_t>(bytes_, 1)));
+        t_ = Tensor::view(ptr_, type, ne, Device::DEVICE_CUDA);
     }
-    ~DeviceTensor() { be_.free(ptr_); }
+    ~DeviceTensor() { cudaFree(ptr_); }
     DeviceTensor(const DeviceTensor&) = delete;
     DeviceTensor& operator=(const DeviceTensor&) = delete;
 
     const Tensor& t() const { return t_; }
     size_t bytes() const { return bytes_; }
-    void upload(const void* src) { be_.upload(t_, src, bytes_); }
+    void upload(const void* src) {
+        SIFT_CUDA_CHECK(cudaDeviceSynchronize());
+        SIFT_CUDA_CHECK(cudaMemcpy(ptr_, src, bytes_, cudaMemcpyHostToDevice));
+    }
     template <typename T>
     std::vector<T> download() {
         std::vector<T> out(bytes_ / sizeof(T));
-        be_.synchronize();
-        be_.download(out.data(), t_, bytes_);
+        SIFT_CUDA_CHECK(cudaDeviceSynchronize());
+        SIFT_CUDA_CHECK(cudaMemcpy(out.data(), ptr_, bytes_, cudaMemcpyDeviceToHost));
         return out;
     }
     // Fills with NaN bytes (0xFF), so an element the op never writes fails the comparison.
     void poison() {
-        std::vector<uint8_t> nan(bytes_, 0xFF);
-        upload(nan.data());
+        SIFT_CUDA_CHECK(cudaDeviceSynchronize());
+        SIFT_CUDA_CHECK(cudaMemset(ptr_, 0xFF, bytes_));
     }
 
   private:
-    Backend& be_;
     void* ptr_ = nullptr;
     size_t bytes_ = 0;
     Tensor t_;

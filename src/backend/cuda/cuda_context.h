@@ -7,23 +7,25 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "core/check.h"
+#include "core/result.h"
 
 // Aborts with the CUDA error string: a failing CUDA call is a programmer error or a lost
 // device, never bad user input (inputs are validated before ops run).
-#define SIFT_CUDA_CHECK(expr)                                                          \
-    do {                                                                               \
-        const cudaError_t sift_cuda_err_ = (expr);                                     \
-        SIFT_CHECK(sift_cuda_err_ == cudaSuccess, "CUDA: {} ({})",                     \
+#define SIFT_CUDA_CHECK(expr)                                                             \
+    do {                                                                                  \
+        const cudaError_t sift_cuda_err_ = (expr);                                        \
+        SIFT_CHECK(sift_cuda_err_ == cudaSuccess, "CUDA: {} ({})",                        \
                    cudaGetErrorString(sift_cuda_err_), cudaGetErrorName(sift_cuda_err_)); \
     } while (0)
 
-#define SIFT_CUBLAS_CHECK(expr)                                                  \
-    do {                                                                         \
-        const cublasStatus_t sift_cublas_st_ = (expr);                           \
+#define SIFT_CUBLAS_CHECK(expr)                                                   \
+    do {                                                                          \
+        const cublasStatus_t sift_cublas_st_ = (expr);                            \
         SIFT_CHECK(sift_cublas_st_ == CUBLAS_STATUS_SUCCESS, "cuBLAS: status {}", \
-                   static_cast<int>(sift_cublas_st_));                           \
+                   static_cast<int>(sift_cublas_st_));                            \
     } while (0)
 
 // After a kernel launch: configuration errors surface here, at the launching op.
@@ -52,11 +54,17 @@ struct CudaContext {
     int cc_major = 0, cc_minor = 0;
     size_t l2_bytes = 0;
     size_t smem_optin = 0;  // per-block shared memory limit after cudaFuncSetAttribute
+    std::string name;       // e.g. "NVIDIA H100 80GB HBM3"
     cudaStream_t stream = nullptr;
     cublasHandle_t cublas = nullptr;
     Scratch scratch_a;  // e.g. dequantized weights
     Scratch scratch_b;  // e.g. converted activations
 };
+
+// Creates the context on a device: errors (no driver, no device, compute capability below 8.0)
+// are values. Destroy with cuda_context_destroy.
+Result<CudaContext*> cuda_context_create(int device);
+void cuda_context_destroy(CudaContext* ctx);
 
 inline unsigned grid_1d(int64_t n, int block) {
     return static_cast<unsigned>((n + block - 1) / block);

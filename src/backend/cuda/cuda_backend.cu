@@ -1,0 +1,100 @@
+// The CUDA Backend: device memory, one stream, and each op forwarded to its cuda_* implementation.
+#include <fmt/format.h>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_ops.h"
+
+namespace sift {
+namespace {
+
+class CudaBackend final : public Backend {
+  public:
+    explicit CudaBackend(cuda::CudaContext* ctx) : ctx_(ctx) {}
+    ~CudaBackend() override { cuda::cuda_context_destroy(ctx_); }
+
+    Device device() const override { return Device::DEVICE_CUDA; }
+    std::string name() const override {
+        return fmt::format("cuda ({}, sm_{}{})", ctx_->name, ctx_->cc_major, ctx_->cc_minor);
+    }
+
+    void* alloc(size_t bytes) override {
+        void* p = nullptr;
+        const cudaError_t err = cudaMalloc(&p, std::max<size_t>(bytes, 1));
+        if (err != cudaSuccess) {
+            size_t free_bytes = 0, total = 0;
+            cudaGetLastError();
+            cudaMemGetInfo(&free_bytes, &total);
+            SIFT_CHECK(false, "CUDA: out of device memory allocating {} bytes ({} of {} free)",
+                       bytes, free_bytes, total);
+        }
+        return p;
+    }
+    void free(void* ptr) override {
+        if (ptr != nullptr) {
+            SIFT_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
+            SIFT_CUDA_CHECK(cudaFree(ptr));
+        }
+    }
+    // Uploads are ordered with the ops on the stream; the host buffer may be reused on return
+    // (pageable memory is staged before cudaMemcpyAsync returns; small copies are synchronous).
+    void upload(const Tensor& dst, const void* src, size_t bytes) override {
+        if (bytes == 0) return;
+        SIFT_CUDA_CHECK(
+            cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, ctx_->stream));
+    }
+    void download(void* dst, const Tensor& src, size_t bytes) override {
+        if (bytes == 0) return;
+        SIFT_CUDA_CHECK(
+            cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, ctx_->stream));
+        SIFT_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
+    }
+    void synchronize() override { SIFT_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream)); }
+
+    void get_rows(const Tensor& table, const Tensor& ids, Tensor out) override {
+        cuda::cuda_get_rows(*ctx_, table, ids, out);
+    }
+    void matmul(const Tensor& w, const Tensor& x, Tensor out) override {
+        cuda::cuda_matmul(*ctx_, w, x, out);
+    }
+    void add(const Tensor& a, const Tensor& b, Tensor out) override {
+        cuda::cuda_add(*ctx_, a, b, out);
+    }
+    void mul(const Tensor& a, const Tensor& b, Tensor out) override {
+        cuda::cuda_mul(*ctx_, a, b, out);
+    }
+    void scale(const Tensor& x, float s, Tensor out) override {
+        cuda::cuda_scale(*ctx_, x, s, out);
+    }
+    void rms_norm(const Tensor& x, const Tensor* w, float eps, Tensor out) override {
+        cuda::cuda_rms_norm(*ctx_, x, w, eps, out);
+    }
+    void rope(const Tensor& x, const Tensor& pos, const RopeParams& params, Tensor out) override {
+        cuda::cuda_rope(*ctx_, x, pos, params, out);
+    }
+    void swiglu(const Tensor& gate, const Tensor& up, Tensor out) override {
+        cuda::cuda_swiglu(*ctx_, gate, up, out);
+    }
+    void geglu(const Tensor& gate, const Tensor& up, Tensor out) override {
+        cuda::cuda_geglu(*ctx_, gate, up, out);
+    }
+    void set_rows(const Tensor& src, const Tensor& idx, Tensor dst) override {
+        cuda::cuda_set_rows(*ctx_, src, idx, dst);
+    }
+    void attention(const AttentionInputs& in, const AttentionParams& params, Tensor out) override {
+        cuda::cuda_attention(*ctx_, in, params, out);
+    }
+    void argmax(const Tensor& x, Tensor out) override { cuda::cuda_argmax(*ctx_, x, out); }
+
+  private:
+    cuda::CudaContext* ctx_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> backend_cuda_create(const CudaBackendOptions& options) {
+    Result<cuda::CudaContext*> ctx = cuda::cuda_context_create(options.device);
+    if (!ctx) return ctx.error();
+    return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(*ctx));
+}
+
+}  // namespace sift

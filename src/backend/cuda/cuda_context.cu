@@ -1,0 +1,64 @@
+#include "backend/cuda/cuda_context.h"
+
+namespace sift::cuda {
+
+Scratch::~Scratch() {
+    if (ptr_ != nullptr) cudaFree(ptr_);
+}
+
+void* Scratch::get(size_t bytes) {
+    if (bytes <= bytes_) return ptr_;
+    // Ops queued earlier on the stream may still read the old buffer.
+    if (ptr_ != nullptr) {
+        SIFT_CUDA_CHECK(cudaDeviceSynchronize());
+        SIFT_CUDA_CHECK(cudaFree(ptr_));
+        ptr_ = nullptr;
+    }
+    const size_t grown = std::max(bytes, bytes_ + bytes_ / 2);
+    const size_t rounded = (grown + 255) / 256 * 256;
+    const cudaError_t err = cudaMalloc(&ptr_, rounded);
+    SIFT_CHECK(err == cudaSuccess, "CUDA: out of device memory allocating {} bytes of scratch ({})",
+               rounded, cudaGetErrorString(err));
+    bytes_ = rounded;
+    return ptr_;
+}
+
+Result<CudaContext*> cuda_context_create(int device) {
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        return make_error("CUDA: {} ({})", cudaGetErrorString(err), cudaGetErrorName(err));
+    }
+    if (device < 0 || device >= count)
+        return make_error("CUDA device {} does not exist ({} device{} visible)", device, count,
+                          count == 1 ? "" : "s");
+    cudaDeviceProp prop{};
+    SIFT_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    if (prop.major < 8)
+        return make_error("CUDA device {} ({}) has compute capability {}.{}; sift needs 8.0+",
+                          device, prop.name, prop.major, prop.minor);
+    SIFT_CUDA_CHECK(cudaSetDevice(device));
+    auto* ctx = new CudaContext;
+    ctx->device = device;
+    ctx->sm_count = prop.multiProcessorCount;
+    ctx->cc_major = prop.major;
+    ctx->cc_minor = prop.minor;
+    ctx->l2_bytes = static_cast<size_t>(prop.l2CacheSize);
+    ctx->smem_optin = prop.sharedMemPerBlockOptin;
+    ctx->name = prop.name;
+    SIFT_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
+    SIFT_CUBLAS_CHECK(cublasCreate(&ctx->cublas));
+    SIFT_CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
+    return ctx;
+}
+
+void cuda_context_destroy(CudaContext* ctx) {
+    if (ctx == nullptr) return;
+    cudaStreamSynchronize(ctx->stream);
+    cublasDestroy(ctx->cublas);
+    cudaStreamDestroy(ctx->stream);
+    delete ctx;
+}
+
+}  // namespace sift::cuda
