@@ -27,11 +27,14 @@ run_case() {  # model_file label kind text
   mkdir -p "$dir"
   local chat=()
   [[ $kind == chat ]] && chat=(--chat)
-  "$PY" scripts/ref_logits.py --model "$model" --prompt "$text" "${chat[@]}" --n-predict "$N" \
-    --ignore-eos --out "$dir" >"$dir/ref.log" 2>&1
+  # The reference is slow (transformers dequantizes the whole GGUF): reuse it unless FORCE=1.
+  if [[ ! -f $dir/continuation.json || -n ${FORCE:-} ]]; then
+    "$PY" scripts/ref_logits.py --model "$model" --prompt "$text" "${chat[@]}" --n-predict "$N" \
+      --ignore-eos --out "$dir" >"$dir/ref.log" 2>&1
+  fi
   "$SIFT" run -m "$model" -p "$text" "${chat[@]}" --exact --cache-type f32 -n 0 \
     --dump-logits "$dir/ours.bin" >/dev/null 2>"$dir/ours.log"
-  "$SIFT" run -m "$model" -p "$text" "${chat[@]}" --exact --cache-type f32 -n "$N" --ignore-eos \
+  "$SIFT" run -m "$model" -p "$text" "${chat[@]}" --exact --cache-type f32 -n "$N" --ignore-eos --temp 0 \
     --json 2>/dev/null >"$dir/ours.json"
   "$PY" scripts/ref_logits.py --compare "$dir/ours.bin" --out "$dir" --json >"$dir/compare.json"
   "$PY" - "$dir" "$2" <<'PYEOF'

@@ -23,6 +23,7 @@ struct RunOptions {
     std::string prompt;
     std::string prompt_file;
     std::string system;
+    std::string chat_template_file;
     bool chat = false;
     int32_t n_predict = 256;
     int64_t n_ctx = 0;
@@ -52,6 +53,12 @@ Status run(RunOptions& opt) {
         user_text = *text + (opt.prompt.empty() ? "" : "\n" + opt.prompt);
     }
     if (user_text.empty()) return make_error("no prompt: give -p TEXT or -f FILE");
+    std::string chat_template;
+    if (!opt.chat_template_file.empty()) {
+        Result<std::string> t = read_text_file(opt.chat_template_file);
+        if (!t) return t.error();
+        chat_template = std::move(*t);
+    }
 
     CpuBackendOptions backend_options;
     backend_options.n_threads = opt.threads;
@@ -72,7 +79,8 @@ Status run(RunOptions& opt) {
     if (!tokenizer) return make_error("{}: {}", opt.model, tokenizer.message());
 
     Result<std::vector<int32_t>> prompt =
-        opt.chat ? chat_prompt_tokens((*model)->file(), **tokenizer, opt.system, user_text)
+        opt.chat ? chat_prompt_tokens((*model)->file(), **tokenizer, opt.system, user_text,
+                                      chat_template)
                  : Result<std::vector<int32_t>>((*tokenizer)->encode(user_text, true, true));
     if (!prompt) return prompt.error();
 
@@ -125,6 +133,8 @@ void add_run_command(CLI::App& app, int& exit_code) {
     sub->add_option("-f,--file", opt->prompt_file, "Read the prompt from a file");
     sub->add_flag("--chat", opt->chat, "Apply the model's chat template to the prompt");
     sub->add_option("--system", opt->system, "System message for --chat");
+    sub->add_option("--chat-template", opt->chat_template_file,
+                    "Jinja chat template file for --chat (instead of the model's)");
     sub->add_option("-n,--n-predict", opt->n_predict,
                     "Tokens to generate (-1: until the end; 0: prefill only)")
         ->capture_default_str();

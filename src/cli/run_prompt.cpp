@@ -19,12 +19,15 @@ jinja::Value message(const char* role, const std::string& content) {
 }  // namespace
 
 Result<std::vector<int32_t>> chat_prompt_tokens(const gguf::File& file, const Tokenizer& tokenizer,
-                                                const std::string& system,
-                                                const std::string& user) {
-    Result<std::string> source = file.get_string("tokenizer.chat_template");
+                                                const std::string& system, const std::string& user,
+                                                const std::string& template_source) {
+    Result<std::string> source = template_source.empty()
+                                     ? file.get_string("tokenizer.chat_template")
+                                     : Result<std::string>(template_source);
     if (!source) {
         return make_error(
-            "the model has no chat template (tokenizer.chat_template); run without --chat");
+            "the model has no chat template (tokenizer.chat_template): run without --chat, or "
+            "give one with --chat-template FILE");
     }
     const ChatTemplateTokens tokens{token_text_or_empty(tokenizer, tokenizer.special().bos),
                                     token_text_or_empty(tokenizer, tokenizer.special().eos)};

@@ -12,8 +12,10 @@ namespace sift::cli {
 
 // Renders [system?, user] with add_generation_prompt and tokenizes it with special tokens parsed
 // and none added (the template writes BOS itself where the model wants one), as transformers'
-// apply_chat_template(tokenize=True) does.
+// apply_chat_template(tokenize=True) does. template_source: a Jinja template to use instead of
+// the model's tokenizer.chat_template ("" = the model's; a base model has none).
 Result<std::vector<int32_t>> chat_prompt_tokens(const gguf::File& file, const Tokenizer& tokenizer,
-                                                const std::string& system, const std::string& user);
+                                                const std::string& system, const std::string& user,
+                                                const std::string& template_source = "");
 
 }  // namespace sift::cli
