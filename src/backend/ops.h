@@ -57,6 +57,12 @@ class Backend {
     // Memory on the backend's device. alloc never returns null (out of memory aborts with a
     // message); a model checks its budget before allocating.
     virtual void* alloc(size_t bytes) = 0;
+    // Bytes the device could still give (host: available RAM; GPU: free device memory).
+    virtual size_t available_bytes() const = 0;
+    // Measured memory bandwidth in bytes/s, the decode ceiling: CPU, a read of a buffer far
+    // larger than the caches with all threads; GPU, a device-to-device copy (read + write
+    // counted). Takes about a second.
+    virtual double measure_bandwidth() = 0;
     virtual void free(void* ptr) = 0;
     virtual void upload(const Tensor& dst, const void* src, size_t bytes) = 0;
     virtual void download(void* dst, const Tensor& src, size_t bytes) = 0;

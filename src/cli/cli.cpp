@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <exception>
+#include <string>
+#include <vector>
 
 namespace sift::cli {
 
@@ -24,8 +26,12 @@ int cli_main(int argc, char** argv) {
     add_template_command(app, exit_code);
     add_tokenize_commands(app, exit_code);
 
+    // llama.cpp's spelling -ngl is a multi-letter single-dash option, which CLI11 does not allow.
+    std::vector<std::string> args;
+    for (int i = argc - 1; i >= 1; --i)
+        args.push_back(std::string(argv[i]) == "-ngl" ? "--ngl" : argv[i]);
     try {
-        app.parse(argc, argv);
+        app.parse(args);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     } catch (const std::exception& e) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "backend/ops.h"
+#include "cli/backend_select.h"
 #include "cli/cli.h"
 #include "cli/cli_files.h"
 #include "model/model.h"
@@ -23,12 +24,12 @@ struct BenchCliOptions {
     std::string gens = "128";
     std::string depths = "0";
     int repetitions = 5;
-    int threads = 0;
+    BackendChoice backend;
     int32_t n_ubatch = 512;
-    bool exact = false;
     std::string cache_type = "f16";
     std::string output = "md";
-    double peak_bandwidth_gbs = 0;  // 0: measure (CPU)
+    double peak_bandwidth_gbs = 0;  // 0: measure
+    double peak_tflops = 0;         // 0: no compute ceiling column
     bool no_warmup = false;
 };
 
@@ -83,10 +84,9 @@ Status run_bench(const BenchCliOptions& opt) {
 
     Result<std::string> path = resolve_model(opt.model);
     if (!path) return path.error();
-    CpuBackendOptions backend_options;
-    backend_options.n_threads = opt.threads;
-    backend_options.exact = opt.exact;
-    std::unique_ptr<Backend> backend = backend_cpu_create(backend_options);
+    Result<std::unique_ptr<Backend>> selected = backend_select(opt.backend, *path);
+    if (!selected) return selected.error();
+    std::unique_ptr<Backend> backend = std::move(*selected);
     const std::optional<DType> kv_type = dtype_from_name(opt.cache_type);
     if (!kv_type) return make_error("unknown --cache-type '{}' (f16, f32)", opt.cache_type);
     ModelOptions model_options;
@@ -96,16 +96,15 @@ Status run_bench(const BenchCliOptions& opt) {
     Result<std::unique_ptr<Model>> model = Model::load(*path, *backend, model_options);
     if (!model) return model.error();
 
-    const int threads =
-        opt.threads > 0 ? opt.threads : static_cast<int>(std::thread::hardware_concurrency());
     const double peak_bw =
-        opt.peak_bandwidth_gbs > 0 ? opt.peak_bandwidth_gbs * 1e9 : measure_read_bandwidth(threads);
+        opt.peak_bandwidth_gbs > 0 ? opt.peak_bandwidth_gbs * 1e9 : backend->measure_bandwidth();
+    const double peak_flops = opt.peak_tflops * 1e12;
     double params = 0, size = 0;
     for (const gguf::TensorInfo& t : (*model)->file().tensors()) {
         params += static_cast<double>(t.n_elements());
         size += static_cast<double>(t.byte_size);
     }
-    const std::string backend_name = backend->name() + (opt.exact ? " exact" : "");
+    const std::string backend_name = backend->name();
     const std::string model_name = std::filesystem::path(*path).filename().string();
 
     BenchOptions bench_options;
@@ -114,12 +113,16 @@ Status run_bench(const BenchCliOptions& opt) {
     std::vector<Row> rows;
     if (opt.output == "md") {
         fmt::print(
-            "model: {} ({:.2f} GiB, {:.3f} B params), backend {}, {} threads, read "
-            "bandwidth {:.1f} GB/s{}\n\n",
-            model_name, size / (1u << 30), params / 1e9, backend_name, threads, peak_bw / 1e9,
-            opt.peak_bandwidth_gbs > 0 ? " (given)" : " (measured)");
-        fmt::print("| test | t/s | ms | GB/s | % of bw | GFLOP/s |\n");
-        fmt::print("|---|---:|---:|---:|---:|---:|\n");
+            "model: {} ({:.2f} GiB, {:.3f} B params), backend {}, bandwidth ceiling {:.1f} "
+            "GB/s{}{}\n\n",
+            model_name, size / (1u << 30), params / 1e9, backend_name, peak_bw / 1e9,
+            opt.peak_bandwidth_gbs > 0 ? " (given)" : " (measured)",
+            peak_flops > 0
+                ? fmt::format(", compute ceiling {:.1f} TFLOP/s (given)", opt.peak_tflops)
+                : "");
+        fmt::print("| test | t/s | ms | GB/s | % of bw | TFLOP/s |{}\n",
+                   peak_flops > 0 ? " % of peak |" : "");
+        fmt::print("|---|---:|---:|---:|---:|---:|{}\n", peak_flops > 0 ? "---:|" : "");
     }
     for (const BenchTest& t : tests) {
         Result<BenchResult> r = bench_run(**model, t, bench_options);
@@ -130,9 +133,12 @@ Status run_bench(const BenchCliOptions& opt) {
             // ms: the whole prefill (its TTFT) for pp, per token for tg.
             const double ms = t.n_prompt > 0 ? r->seconds_mean * 1e3
                                              : r->seconds_mean * 1e3 / static_cast<double>(t.n_gen);
-            fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.0f}% | {:.1f} |\n", t.name(),
+            fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.0f}% | {:.3f} |{}\n", t.name(),
                        mean_sd(r->tokens_per_second_mean, r->tokens_per_second_sd), ms, row.gbs,
-                       100 * row.gbs * 1e9 / peak_bw, row.gflops);
+                       100 * row.gbs * 1e9 / peak_bw, row.gflops / 1e3,
+                       peak_flops > 0
+                           ? fmt::format(" {:.0f}% |", 100 * row.gflops * 1e9 / peak_flops)
+                           : "");
             std::fflush(stdout);
         }
         rows.push_back(row);
@@ -144,7 +150,6 @@ Status run_bench(const BenchCliOptions& opt) {
                            {"model_size_bytes", size},
                            {"params", params},
                            {"backend", backend_name},
-                           {"threads", threads},
                            {"test", row.r.test.name()},
                            {"n_prompt", row.r.test.n_prompt},
                            {"n_gen", row.r.test.n_gen},
@@ -154,16 +159,17 @@ Status run_bench(const BenchCliOptions& opt) {
                            {"tokens_per_second_sd", row.r.tokens_per_second_sd},
                            {"gb_per_second", row.gbs},
                            {"bandwidth_ceiling_gb_per_second", peak_bw / 1e9},
-                           {"gflop_per_second", row.gflops}});
+                           {"gflop_per_second", row.gflops},
+                           {"compute_ceiling_tflop_per_second", opt.peak_tflops}});
         }
         fmt::print("{}\n", out.dump(2));
     } else if (opt.output == "csv") {
         fmt::print(
-            "model,backend,threads,test,n_prompt,n_gen,depth,tps_mean,tps_sd,seconds_mean,"
+            "model,backend,test,n_prompt,n_gen,depth,tps_mean,tps_sd,seconds_mean,"
             "gb_per_second,bandwidth_ceiling_gb_per_second,gflop_per_second\n");
         for (const Row& row : rows)
-            fmt::print("{},{},{},{},{},{},{},{:.3f},{:.3f},{:.6f},{:.3f},{:.3f},{:.3f}\n",
-                       model_name, backend_name, threads, row.r.test.name(), row.r.test.n_prompt,
+            fmt::print("\"{}\",\"{}\",{},{},{},{},{:.3f},{:.3f},{:.6f},{:.3f},{:.3f},{:.3f}\n",
+                       model_name, backend_name, row.r.test.name(), row.r.test.n_prompt,
                        row.r.test.n_gen, row.r.test.depth, row.r.tokens_per_second_mean,
                        row.r.tokens_per_second_sd, row.r.seconds_mean, row.gbs, peak_bw / 1e9,
                        row.gflops);
@@ -187,16 +193,17 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     sub->add_option("-r,--repetitions", opt->repetitions, "Timed runs per test")
         ->capture_default_str();
-    sub->add_option("-t,--threads", opt->threads, "CPU threads (0: all cores)")
-        ->capture_default_str();
+    add_backend_options(*sub, opt->backend);
     sub->add_option("-u,--ubatch-size", opt->n_ubatch, "Tokens per forward chunk")
         ->capture_default_str();
-    sub->add_flag("--exact", opt->exact, "F32 matmuls on dequantized weights");
     sub->add_option("--cache-type", opt->cache_type, "KV cache type: f16 or f32")
         ->capture_default_str();
     sub->add_option("-o,--output", opt->output, "md, json or csv")->capture_default_str();
     sub->add_option("--peak-bw", opt->peak_bandwidth_gbs,
                     "Memory bandwidth ceiling in GB/s (default: measured)");
+    sub->add_option("--peak-tflops", opt->peak_tflops,
+                    "Compute ceiling in TFLOP/s for a % of peak column (e.g. the measured bf16 "
+                    "GEMM rate)");
     sub->add_flag("--no-warmup", opt->no_warmup, "Skip the untimed warm-up run");
     sub->callback([opt, &exit_code] {
         Status s = run_bench(*opt);

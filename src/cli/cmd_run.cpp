@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "backend/ops.h"
+#include "cli/backend_select.h"
 #include "cli/cli.h"
 #include "cli/cli_files.h"
 #include "cli/run_prompt.h"
@@ -28,8 +29,7 @@ struct RunOptions {
     int32_t n_predict = 256;
     int64_t n_ctx = 0;
     int32_t n_ubatch = 512;
-    int threads = 0;
-    bool exact = false;
+    BackendChoice backend;
     std::string cache_type = "f16";
     GenerateParams gen;
     std::string dump_logits;
@@ -60,10 +60,10 @@ Status run(RunOptions& opt) {
         chat_template = std::move(*t);
     }
 
-    CpuBackendOptions backend_options;
-    backend_options.n_threads = opt.threads;
-    backend_options.exact = opt.exact;
-    std::unique_ptr<Backend> backend = backend_cpu_create(backend_options);
+    Result<std::string> model_path = resolve_model(opt.model);
+    if (!model_path) return model_path.error();
+    Result<std::unique_ptr<Backend>> backend = backend_select(opt.backend, *model_path);
+    if (!backend) return backend.error();
     const std::optional<DType> kv_type = dtype_from_name(opt.cache_type);
     if (!kv_type) return make_error("unknown --cache-type '{}' (f16, f32)", opt.cache_type);
     ModelOptions model_options;
@@ -71,9 +71,7 @@ Status run(RunOptions& opt) {
     model_options.n_ubatch = opt.n_ubatch;
     model_options.kv_type = *kv_type;
     model_options.dump_layers = opt.dump_layers;
-    Result<std::string> model_path = resolve_model(opt.model);
-    if (!model_path) return model_path.error();
-    Result<std::unique_ptr<Model>> model = Model::load(*model_path, *backend, model_options);
+    Result<std::unique_ptr<Model>> model = Model::load(*model_path, **backend, model_options);
     if (!model) return model.error();
     Result<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::from_gguf((*model)->file());
     if (!tokenizer) return make_error("{}: {}", opt.model, tokenizer.message());
@@ -143,10 +141,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     sub->add_option("-u,--ubatch-size", opt->n_ubatch, "Tokens per forward chunk")
         ->capture_default_str();
-    sub->add_option("-t,--threads", opt->threads, "CPU threads (0: all cores)")
-        ->capture_default_str();
-    sub->add_flag("--exact", opt->exact,
-                  "F32 matmuls on dequantized weights (slower; reference results)");
+    add_backend_options(*sub, opt->backend);
     sub->add_option("--cache-type", opt->cache_type, "KV cache type: f16 or f32")
         ->capture_default_str();
     SamplerParams& s = opt->gen.sampling;

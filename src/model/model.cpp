@@ -1,6 +1,5 @@
 #include "model/model.h"
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -19,11 +18,6 @@ size_t scratch_bytes(const HParams& hp, int64_t n) {
     const int64_t floats = n * (2 * int64_t{hp.n_embd} + per_layer);
     const int64_t ints = 5 * n;
     return static_cast<size_t>((floats + ints) * 4 + 64 * 64);
-}
-
-uint64_t host_available_bytes() {
-    return static_cast<uint64_t>(sysconf(_SC_AVPHYS_PAGES)) *
-           static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 }  // namespace
@@ -58,9 +52,10 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& bac
         2ull * static_cast<uint64_t>(m->hp_.n_layer) * static_cast<uint64_t>(m->hp_.kv_dim()) *
         static_cast<uint64_t>(kv_traits.block_bytes) / static_cast<uint64_t>(kv_traits.block_size);
     int64_t n_ctx = options.n_ctx > 0 ? options.n_ctx : m->hp_.n_ctx_train;
-    if (options.n_ctx <= 0 && backend.device() == Device::DEVICE_CPU) {
-        // The training context, capped so the cache takes at most half the free memory.
-        const int64_t fits = static_cast<int64_t>(host_available_bytes() / 2 / kv_bytes_per_cell);
+    if (options.n_ctx <= 0) {
+        // The training context, capped so the cache takes at most half the memory left after
+        // the weights (the rest: activations, a second resident model, the OS).
+        const int64_t fits = static_cast<int64_t>(backend.available_bytes() / 2 / kv_bytes_per_cell);
         if (fits < n_ctx) {
             SIFT_LOG_INFO("context capped at {} tokens by memory (model trained on {})", fits,
                           n_ctx);

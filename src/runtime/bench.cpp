@@ -8,8 +8,6 @@
 #include <random>
 #include <thread>
 
-#include "core/thread_pool.h"
-
 namespace sift {
 namespace {
 
@@ -159,42 +157,6 @@ Result<BenchResult> bench_run(Model& model, const BenchTest& test, const BenchOp
         (test.n_gen > 0 ? cost.weight_bytes : cost.weight_bytes / static_cast<double>(n_tokens)) +
         cost.kv_bytes_per_pos * visible;
     return result;
-}
-
-double measure_read_bandwidth(int n_threads, size_t bytes) {
-    ThreadPool pool(n_threads);
-    const size_t n = bytes / sizeof(uint64_t);
-    std::unique_ptr<uint64_t[]> buf(new uint64_t[n]);
-    pool.parallel_for(static_cast<int64_t>(n), 1 << 20, [&](int64_t b, int64_t e, int) {
-        for (int64_t i = b; i < e; ++i) buf[static_cast<size_t>(i)] = static_cast<uint64_t>(i);
-    });
-    std::vector<uint64_t> sink(static_cast<size_t>(pool.size()) * 8, 0);
-    double best = 0;
-    for (int pass = 0; pass < 6; ++pass) {
-        const int64_t per = static_cast<int64_t>(n) / pool.size();
-        const Clock::time_point start = Clock::now();
-        pool.parallel_for(pool.size(), 1, [&](int64_t b, int64_t, int t) {
-            const uint64_t* p = buf.get() + b * per;
-            uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-            for (int64_t i = 0; i + 8 <= per; i += 8) {
-                a0 += p[i];
-                a1 += p[i + 1];
-                a2 += p[i + 2];
-                a3 += p[i + 3];
-                a4 += p[i + 4];
-                a5 += p[i + 5];
-                a6 += p[i + 6];
-                a7 += p[i + 7];
-            }
-            sink[static_cast<size_t>(t) * 8] += a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
-        });
-        const double s = seconds_since(start);
-        best = std::max(best, static_cast<double>(per * pool.size()) * 8.0 / s);
-    }
-    volatile uint64_t keep = 0;
-    for (uint64_t v : sink) keep = keep + v;
-    (void)keep;
-    return best;
 }
 
 }  // namespace sift

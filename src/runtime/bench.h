@@ -52,8 +52,4 @@ struct BenchOptions {
 // Runs one test on sequence 0 of the model (its cache is cleared before each repetition).
 Result<BenchResult> bench_run(Model& model, const BenchTest& test, const BenchOptions& options);
 
-// Read bandwidth of this machine's memory in bytes/s: n_threads threads sum a buffer far larger
-// than the caches (best of a few passes).
-double measure_read_bandwidth(int n_threads, size_t bytes = size_t{1} << 30);
-
 }  // namespace sift

@@ -77,6 +77,10 @@ TEST(Run, BadInputExitsOneWithAMessage) {
         {"-m " + std::string(SIFT_TEST_DATA) + "/gguf/python_writer.gguf -p hi",
          "unsupported architecture"},
         {"-m " + model + " -p hi --cache-type q9", "unknown --cache-type"},
+        {"-m " + model + " -p hi -ngl 5", "-ngl 5: the model has 30 layers"},
+        {"-m " + model + " -p hi --device gpu", "expected auto, cpu, cuda or cuda:N"},
+        {"-m " + model + " -p hi --device cuda:x", "cuda:N with N a device index"},
+        {"-m " + model + " -p hi --device cuda --exact", "--exact is the CPU reference path"},
     };
     for (const Case& c : cases) {
         CommandResult r = run_command(fmt::format("{} run {}", SIFT_BINARY, c.args));

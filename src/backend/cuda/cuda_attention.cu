@@ -1,0 +1,212 @@
+// cuda_attention: checks the inputs (as the CPU does), picks a kernel (attention_select), and
+// runs it: the tensor-core prefill kernel (cuda_attention_mma.cu) or the general split-K kernel
+// (cuda_attention_vec.cu) followed, when the cells were split, by attention_combine here.
+#include <algorithm>
+
+#include "backend/cuda/cuda_attention.cuh"
+#include "backend/cuda/cuda_ops.h"
+
+namespace sift::cuda {
+namespace {
+
+// One warp per span of 32 cells: its sequence (one, mixed or none), position range, and whether
+// it holds an empty cell (or runs past cell_end).
+__global__ void cell_spans_kernel(const int32_t* cell_pos, const int32_t* cell_seq,
+                                  int64_t cell_begin, int64_t cell_end, int n_spans,
+                                  CellSpan* spans) {
+    const int span = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (span >= n_spans) return;
+    const int64_t c = cell_begin + static_cast<int64_t>(span) * kSpanCells + lane;
+    const int32_t seq = c < cell_end ? cell_seq[c] : -1;
+    const bool filled = seq >= 0;
+    const int32_t pos = filled ? cell_pos[c] : 0;
+    int32_t smin = filled ? seq : INT32_MAX, smax = filled ? seq : INT32_MIN;
+    int32_t pmin = filled ? pos : INT32_MAX, pmax = filled ? pos : INT32_MIN;
+    for (int o = 16; o > 0; o >>= 1) {
+        smin = min(smin, __shfl_xor_sync(0xffffffffu, smin, o));
+        smax = max(smax, __shfl_xor_sync(0xffffffffu, smax, o));
+        pmin = min(pmin, __shfl_xor_sync(0xffffffffu, pmin, o));
+        pmax = max(pmax, __shfl_xor_sync(0xffffffffu, pmax, o));
+    }
+    const unsigned empty = __ballot_sync(0xffffffffu, !filled);
+    if (lane == 0) {
+        CellSpan s;
+        s.seq = smax < 0 ? kSeqNone : (smin == smax ? smin : kSeqMixed);
+        s.pos_min = pmin;
+        s.pos_max = pmax;
+        s.has_empty = empty != 0;
+        spans[span] = s;
+    }
+}
+
+// Merges the splits' (m, l, acc) of one (token, head): weights e^(m_s - M), M the largest m.
+__global__ void attention_combine_kernel(const float* partial, int n_split, int head_dim,
+                                         int n_head, float* out, int64_t out_nb1, int64_t out_nb2) {
+    const int row = blockIdx.x;  // token * n_head + head
+    const int t = row / n_head, h = row % n_head;
+    const float* base = partial + static_cast<int64_t>(row) * n_split * (head_dim + 2);
+    float mx = -INFINITY;
+    for (int s = 0; s < n_split; ++s) mx = fmaxf(mx, base[s * (head_dim + 2)]);
+    float* o = reinterpret_cast<float*>(reinterpret_cast<char*>(out) + t * out_nb2 + h * out_nb1);
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        if (mx == -INFINITY) {  // no visible key: zeros, as the CPU
+            o[d] = 0;
+            continue;
+        }
+        float l = 0, acc = 0;
+        for (int s = 0; s < n_split; ++s) {
+            const float* part = base + s * (head_dim + 2);
+            const float w = expf(part[0] - mx);
+            l += part[1] * w;
+            acc += part[2 + d] * w;
+        }
+        o[d] = acc / l;
+    }
+}
+
+enum class AttnKernel { ATTN_MMA, ATTN_VEC };
+
+struct AttnPlan {
+    AttnKernel kernel = AttnKernel::ATTN_VEC;
+    int n_split = 1;          // vec: blocks the cells are split across
+    int tiles_per_split = 0;  // vec: 32-cell steps per split
+};
+
+bool aligned16(const void* p, int64_t nb1, int64_t nb2) {
+    return reinterpret_cast<uintptr_t>(p) % 16 == 0 && nb1 % 16 == 0 && nb2 % 16 == 0;
+}
+
+// The one place attention picks its kernel and work split.
+AttnPlan attention_select(const CudaContext& ctx, const AttentionInputs& in, const AttnArgs& a) {
+    AttnPlan plan;
+    const bool f16_kv = in.k.type == DType::F16 && in.v.type == DType::F16;
+    // Tensor cores for prompts: a 64-token Q tile is then at least a quarter full; below 16
+    // tokens most of each mma is padding and the vec kernel, which reads every K/V row once for
+    // all query heads of a KV head, moves less memory. The mma kernel needs F16 K/V (its
+    // operand type), a head_dim it is instantiated for, and 16-byte rows for cp.async/float4.
+    if (f16_kv && a.n_tokens >= 16 && attention_mma_supported(a.head_dim) &&
+        aligned16(a.q, a.q_nb1, a.q_nb2)) {
+        plan.kernel = AttnKernel::ATTN_MMA;
+        return plan;
+    }
+    // Vec kernel: split the cells when (token, KV head, head chunk) blocks would not fill the
+    // GPU (decode, speculative verify): aim at ~4 blocks per SM, each split at least 8 steps
+    // (256 cells) so the combine pass stays small against the K/V read.
+    const int64_t n_steps = (a.cell_end - a.cell_begin + kVecTile - 1) / kVecTile;
+    const int64_t blocks =
+        static_cast<int64_t>(a.n_tokens) * a.n_head_kv * ((a.group + kVecRows - 1) / kVecRows);
+    int64_t n_split = 1;
+    if (blocks < 2 * ctx.sm_count && n_steps >= 16) {
+        n_split = std::clamp<int64_t>((4 * ctx.sm_count + blocks - 1) / blocks, 1, n_steps / 8);
+    }
+    const int64_t per_split = std::max<int64_t>(1, (n_steps + n_split - 1) / n_split);
+    plan.tiles_per_split = static_cast<int>(per_split);
+    plan.n_split = static_cast<int>(std::max<int64_t>(1, (n_steps + per_split - 1) / per_split));
+    return plan;
+}
+
+void check_inputs(const AttentionInputs& in, const Tensor& out) {
+    const Tensor &q = in.q, &k = in.k, &v = in.v;
+    SIFT_CHECK(q.type == DType::F32 && q.nb[0] == 4 && q.ne[3] == 1,
+               "attention: q must be F32 [hd, heads, T]");
+    SIFT_CHECK(out.type == DType::F32 && out.nb[0] == 4 && out.ne == q.ne,
+               "attention: out must match q");
+    for (const Tensor* t : {&k, &v}) {
+        SIFT_CHECK(t->type == DType::F32 || t->type == DType::F16,
+                   "attention: K/V must be F16 or F32");
+        SIFT_CHECK(t->nb[0] == dtype_traits(t->type).block_bytes,
+                   "attention: K/V head rows must be contiguous");
+        SIFT_CHECK(t->ne[0] == q.ne[0] && t->ne[1] == k.ne[1] && t->ne[2] >= in.cell_end,
+                   "attention: K/V shape");
+        // The kernels read K/V in 16-byte pieces (cp.async, uint4).
+        SIFT_CHECK(aligned16(t->data, t->nb[1], t->nb[2]) && t->row_bytes() % 16 == 0,
+                   "attention (CUDA): K/V rows must be whole, 16-byte aligned 16-byte chunks");
+    }
+    SIFT_CHECK(q.ne[0] <= 256, "attention (CUDA): head_dim {} above 256", q.ne[0]);
+    SIFT_CHECK(k.ne[1] > 0 && q.ne[1] % k.ne[1] == 0, "attention: {} heads over {} KV heads",
+               q.ne[1], k.ne[1]);
+    SIFT_CHECK(0 <= in.cell_begin && in.cell_begin <= in.cell_end, "attention: cell range");
+    SIFT_CHECK(in.cell_end - in.cell_begin < INT32_MAX && q.ne[2] < INT32_MAX, "attention: sizes");
+    for (const Tensor* t : {&in.q_pos, &in.q_seq}) {
+        SIFT_CHECK(t->type == DType::I32 && t->ne[0] == q.ne[2] && t->nb[0] == 4,
+                   "attention: q_pos/q_seq must be I32 [T]");
+    }
+    for (const Tensor* t : {&in.cell_pos, &in.cell_seq}) {
+        SIFT_CHECK(t->type == DType::I32 && t->ne[0] >= in.cell_end && t->nb[0] == 4,
+                   "attention: cell_pos/cell_seq too short");
+    }
+    if (in.mask != nullptr) {
+        SIFT_CHECK(in.mask->type == DType::F32 && in.mask->nb[0] == 4 &&
+                       in.mask->ne[0] == in.cell_end - in.cell_begin && in.mask->ne[1] == q.ne[2],
+                   "attention: mask must be F32 [cell_end - cell_begin, T]");
+    }
+}
+
+}  // namespace
+
+void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const AttentionParams& params,
+                    Tensor out) {
+    check_inputs(in, out);
+    AttnArgs a{};
+    a.q = in.q.ptr<const float>();
+    a.q_nb1 = in.q.nb[1];
+    a.q_nb2 = in.q.nb[2];
+    a.k = in.k.data;
+    a.k_nb1 = in.k.nb[1];
+    a.k_nb2 = in.k.nb[2];
+    a.v = in.v.data;
+    a.v_nb1 = in.v.nb[1];
+    a.v_nb2 = in.v.nb[2];
+    a.q_pos = in.q_pos.ptr<const int32_t>();
+    a.q_seq = in.q_seq.ptr<const int32_t>();
+    a.cell_pos = in.cell_pos.ptr<const int32_t>();
+    a.cell_seq = in.cell_seq.ptr<const int32_t>();
+    a.cell_begin = in.cell_begin;
+    a.cell_end = in.cell_end;
+    a.mask = in.mask != nullptr ? in.mask->ptr<const float>() : nullptr;
+    a.mask_nb1 = in.mask != nullptr ? in.mask->nb[1] : 0;
+    a.out = out.ptr<float>();
+    a.out_nb1 = out.nb[1];
+    a.out_nb2 = out.nb[2];
+    a.head_dim = static_cast<int>(in.q.ne[0]);
+    a.n_head = static_cast<int>(in.q.ne[1]);
+    a.n_head_kv = static_cast<int>(in.k.ne[1]);
+    a.group = a.n_head / a.n_head_kv;
+    a.n_tokens = static_cast<int>(in.q.ne[2]);
+    a.scale = params.scale;
+    a.softcap = params.softcap;
+    a.window = params.window;
+    if (a.n_tokens == 0 || a.n_head == 0) return;
+
+    const AttnPlan plan = attention_select(ctx, in, a);
+    if (plan.kernel == AttnKernel::ATTN_MMA) {
+        const int n_cells = static_cast<int>(a.cell_end - a.cell_begin);
+        const int n_spans = (n_cells + kSpanCells - 1) / kSpanCells;
+        auto* spans = static_cast<CellSpan*>(
+            ctx.scratch_a.get(std::max<size_t>(1, n_spans) * sizeof(CellSpan)));
+        if (n_spans > 0) {
+            cell_spans_kernel<<<grid_1d(n_spans, 8), 256, 0, ctx.stream>>>(
+                a.cell_pos, a.cell_seq, a.cell_begin, a.cell_end, n_spans, spans);
+            SIFT_CUDA_LAUNCH_CHECK();
+        }
+        a.spans = spans;
+        attention_mma_launch(ctx, a);
+        return;
+    }
+    float* partial = nullptr;
+    if (plan.n_split > 1) {
+        partial =
+            static_cast<float*>(ctx.scratch_a.get(static_cast<size_t>(a.n_tokens) * a.n_head *
+                                                  plan.n_split * (a.head_dim + 2) * sizeof(float)));
+    }
+    attention_vec_launch(ctx, a, in.k.type == DType::F16, in.v.type == DType::F16, plan.n_split,
+                         plan.tiles_per_split, partial);
+    if (plan.n_split > 1) {
+        attention_combine_kernel<<<static_cast<unsigned>(a.n_tokens) * a.n_head,
+                                   std::min(a.head_dim, 256), 0, ctx.stream>>>(
+            partial, plan.n_split, a.head_dim, a.n_head, a.out, a.out_nb1, a.out_nb2);
+        SIFT_CUDA_LAUNCH_CHECK();
+    }
+}
+
+}  // namespace sift::cuda

@@ -1,0 +1,67 @@
+// Shared by the attention kernels (cuda_attention*.cu): the flattened arguments, the visibility
+// rule of ops.h, per-32-cell summaries used to skip tiles, and the kernel launchers.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cstdint>
+
+#include "backend/cuda/cuda_context.h"
+
+namespace sift::cuda {
+
+constexpr int kSpanCells = 32;            // cells summarised by one CellSpan
+constexpr int32_t kSeqMixed = INT32_MIN;  // span holds several sequences
+constexpr int32_t kSeqNone = -1;          // span holds no filled cell
+
+// Summary of cells [cell_begin + 32 i, cell_begin + 32 (i + 1)): cells past cell_end count as
+// empty.
+struct CellSpan {
+    int32_t seq;  // the one sequence, kSeqMixed or kSeqNone
+    int32_t pos_min, pos_max;
+    int32_t has_empty;
+};
+
+// Everything a kernel needs, strides in bytes; pos/seq arrays are contiguous.
+struct AttnArgs {
+    const float* q;  // [head_dim, n_head, n_tokens]
+    int64_t q_nb1, q_nb2;
+    const void* k;  // [head_dim, n_head_kv, n_cells] F16/F32
+    int64_t k_nb1, k_nb2;
+    const void* v;
+    int64_t v_nb1, v_nb2;
+    const int32_t* q_pos;  // [n_tokens]
+    const int32_t* q_seq;
+    const int32_t* cell_pos;  // [n_cells]
+    const int32_t* cell_seq;
+    int64_t cell_begin, cell_end;
+    const float* mask;  // [cell_end - cell_begin, n_tokens] or null
+    int64_t mask_nb1;
+    float* out;  // [head_dim, n_head, n_tokens]
+    int64_t out_nb1, out_nb2;
+    int head_dim, n_head, n_head_kv, group, n_tokens;
+    float scale, softcap;
+    int window;
+    const CellSpan* spans;  // [ceil((cell_end - cell_begin) / 32)] (tensor-core kernel only)
+};
+
+// Empty cells (seq < 0) are never visible, even to a token of sequence -1 (as the CPU).
+__device__ __forceinline__ bool attn_visible(int32_t cs, int32_t cp, int32_t ts, int32_t tp,
+                                             int window) {
+    return cs >= 0 && cs == ts && cp <= tp && (window == 0 || tp - cp < window);
+}
+
+// cuda_attention_vec.cu: any head_dim <= 256 (a multiple of 16 bytes of K/V), F16/F32 K and V.
+// One block per (token, KV head, up to 8 of its query heads, cell split). n_split > 1 writes
+// partial (m, l, acc) rows to `partial` for attention_combine.
+void attention_vec_launch(CudaContext& ctx, const AttnArgs& a, bool k_f16, bool v_f16, int n_split,
+                          int tiles_per_split, float* partial);
+constexpr int kVecTile = 32;  // cells per step of the vec kernel
+constexpr int kVecRows = 8;   // query heads per vec block
+
+// cuda_attention_mma.cu: F16 K/V, head_dim 64/128/256, tensor cores; needs a.spans.
+bool attention_mma_supported(int head_dim);
+void attention_mma_launch(CudaContext& ctx, const AttnArgs& a);
+
+}  // namespace sift::cuda

@@ -1,0 +1,368 @@
+// Prefill attention on tensor cores, FlashAttention-2 style: a block owns 64 query tokens of one
+// query head (4 warps x 16 rows); K/V tiles of kBc cells stream through shared memory with
+// cp.async double buffering; S = Q K^T and O += P V are mma.sync m16n8k16 (F16 operands, F32
+// accumulators) and the softmax is online, in registers, one row pair per thread.
+//
+// Tiles are classified from per-32-cell summaries (sequence, position range): tiles no query of
+// the block sees are never loaded (for a causal prompt, the upper triangle: half the work), tiles
+// every query sees skip the per-(row, cell) checks, and only the rest (the diagonal, window
+// edges, mixed batches, masks) evaluate the visibility rule per element.
+#include <cuda_fp16.h>
+
+#include "backend/cuda/cuda_attention.cuh"
+
+namespace sift::cuda {
+namespace {
+
+constexpr int kBr = 64;  // query rows per block
+constexpr int kThreads = 128;
+constexpr float kLog2e = 1.4426950408889634f;
+
+enum TileClass { TILE_NONE = 0, TILE_ALL = 1, TILE_PARTIAL = 2 };
+
+struct QuerySpan {
+    int32_t seq, pos_min, pos_max;
+};
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src),
+                 "r"(valid ? 16 : 0));  // src-size 0: zero fill
+}
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+__device__ __forceinline__ void cp_async_wait_1() {
+    asm volatile("cp.async.wait_group 1;\n" ::);
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half* p) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __half* p) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                          uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// The CPU's classify(), over the spans of one tile.
+template <int kBc>
+__device__ __forceinline__ int tile_class(const AttnArgs& a, int n_spans, int tile,
+                                          const QuerySpan& q) {
+    int32_t seq = kSeqNone, pos_min = INT32_MAX, pos_max = INT32_MIN;
+    bool has_empty = false;
+#pragma unroll
+    for (int i = 0; i < kBc / kSpanCells; ++i) {
+        const int si = tile * (kBc / kSpanCells) + i;
+        if (si >= n_spans) {
+            has_empty = true;
+            continue;
+        }
+        const CellSpan s = a.spans[si];
+        has_empty |= s.has_empty != 0;
+        if (s.seq == kSeqNone) continue;
+        seq = seq == kSeqNone ? s.seq : (seq == s.seq ? seq : kSeqMixed);
+        pos_min = min(pos_min, s.pos_min);
+        pos_max = max(pos_max, s.pos_max);
+    }
+    if (seq == kSeqNone) return TILE_NONE;
+    if (q.seq != kSeqMixed && seq != kSeqMixed && q.seq != seq) return TILE_NONE;
+    if (pos_min > q.pos_max) return TILE_NONE;  // every cell in every query's future
+    if (a.window > 0 && q.pos_min - pos_max >= a.window) return TILE_NONE;  // all too old
+    const bool all = a.mask == nullptr && !has_empty && q.seq != kSeqMixed && q.seq == seq &&
+                     pos_max <= q.pos_min && (a.window == 0 || q.pos_max - pos_min < a.window);
+    return all ? TILE_ALL : TILE_PARTIAL;
+}
+
+template <int kBc>
+__device__ __forceinline__ int next_tile(const AttnArgs& a, int n_spans, int n_tiles, int tile,
+                                         const QuerySpan& q, int& cls) {
+    for (; tile < n_tiles; ++tile) {
+        cls = tile_class<kBc>(a, n_spans, tile, q);
+        if (cls != TILE_NONE) return tile;
+    }
+    return n_tiles;
+}
+
+template <int D, int kBc>
+__global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
+    constexpr int kStride = D + 8;  // halves; 16 bytes of padding: conflict-free ldmatrix
+    constexpr int kChunks = D / 8;  // 16-byte chunks per row
+    extern __shared__ __align__(16) unsigned char smem[];
+    __half* q_s = reinterpret_cast<__half*>(smem);                          // [kBr][kStride]
+    __half* k_s = q_s + kBr * kStride;                                      // [2][kBc][kStride]
+    __half* v_s = k_s + 2 * kBc * kStride;                                  // [2][kBc][kStride]
+    int32_t* cpos_s = reinterpret_cast<int32_t*>(v_s + 2 * kBc * kStride);  // [2][kBc]
+    int32_t* cseq_s = cpos_s + 2 * kBc;                                     // [2][kBc]
+    __shared__ int32_t span_s[3][kThreads / 32];
+
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    // The last token tiles see the most cells under a causal mask: start them first.
+    const int t0 = (gridDim.x - 1 - blockIdx.x) * kBr;
+    const int h = blockIdx.y, g = h / a.group;
+    const int n_cells = static_cast<int>(a.cell_end - a.cell_begin);
+    const int n_spans = (n_cells + kSpanCells - 1) / kSpanCells;
+    const int n_tiles = (n_cells + kBc - 1) / kBc;
+
+    // Query span of the block's tokens.
+    {
+        const int t = t0 + (tid % kBr);
+        const bool valid = t < a.n_tokens;
+        int32_t smin = valid ? a.q_seq[t] : INT32_MAX, smax = valid ? a.q_seq[t] : INT32_MIN;
+        int32_t pmin = valid ? a.q_pos[t] : INT32_MAX, pmax = valid ? a.q_pos[t] : INT32_MIN;
+        for (int o = 16; o > 0; o >>= 1) {
+            smin = min(smin, __shfl_xor_sync(0xffffffffu, smin, o));
+            smax = max(smax, __shfl_xor_sync(0xffffffffu, smax, o));
+            pmin = min(pmin, __shfl_xor_sync(0xffffffffu, pmin, o));
+            pmax = max(pmax, __shfl_xor_sync(0xffffffffu, pmax, o));
+        }
+        if (lane == 0) {
+            span_s[0][warp] = smin == smax ? smin : kSeqMixed;
+            span_s[1][warp] = pmin;
+            span_s[2][warp] = pmax;
+        }
+    }
+
+    // Q tile, pre-scaled, to F16 (rows past n_tokens are zeros).
+    for (int i = tid; i < kBr * (D / 4); i += kThreads) {
+        const int r = i / (D / 4), c4 = i % (D / 4);
+        float4 v = make_float4(0, 0, 0, 0);
+        if (t0 + r < a.n_tokens) {
+            v = *reinterpret_cast<const float4*>(reinterpret_cast<const char*>(a.q) +
+                                                 static_cast<int64_t>(t0 + r) * a.q_nb2 +
+                                                 h * a.q_nb1 + c4 * 16);
+        }
+        __half2* dst = reinterpret_cast<__half2*>(q_s + r * kStride + c4 * 4);
+        dst[0] = __floats2half2_rn(v.x * a.scale, v.y * a.scale);
+        dst[1] = __floats2half2_rn(v.z * a.scale, v.w * a.scale);
+    }
+    __syncthreads();
+    QuerySpan qs;
+    {
+        // Warps 0-1 and 2-3 cover the same 64 tokens; an empty warp (all past n_tokens) has
+        // smin = INT32_MAX > smax, which reads as mixed: merge only the pos ranges of warps 0-1.
+        const bool w1 = t0 + 32 < a.n_tokens;
+        qs.pos_min = w1 ? min(span_s[1][0], span_s[1][1]) : span_s[1][0];
+        qs.pos_max = w1 ? max(span_s[2][0], span_s[2][1]) : span_s[2][0];
+        qs.seq = w1 ? (span_s[0][0] == span_s[0][1] ? span_s[0][0] : kSeqMixed) : span_s[0][0];
+    }
+
+    // Rows of this thread: r0 = warp * 16 + lane / 4 and r0 + 8.
+    const int r0 = warp * 16 + lane / 4;
+    int32_t tpos[2], tseq[2];
+    const float* mrow[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int t = t0 + r0 + 8 * i;
+        const bool valid = t < a.n_tokens;
+        tpos[i] = valid ? a.q_pos[t] : 0;
+        tseq[i] = valid ? a.q_seq[t] : -2;  // never matches a cell: padding rows see nothing
+        mrow[i] = a.mask != nullptr && valid
+                      ? reinterpret_cast<const float*>(reinterpret_cast<const char*>(a.mask) +
+                                                       static_cast<int64_t>(t) * a.mask_nb1)
+                      : nullptr;
+    }
+
+    const char* kbase = reinterpret_cast<const char*>(a.k) + g * a.k_nb1;
+    const char* vbase = reinterpret_cast<const char*>(a.v) + g * a.v_nb1;
+    auto load_tile = [&](int tile, int stage) {
+        const int64_t c0 = a.cell_begin + static_cast<int64_t>(tile) * kBc;
+        __half* ks = k_s + stage * kBc * kStride;
+        __half* vs = v_s + stage * kBc * kStride;
+        for (int i = tid; i < kBc * kChunks; i += kThreads) {
+            const int r = i / kChunks, ch = i % kChunks;
+            const bool valid = c0 + r < a.cell_end;
+            const int64_t c = valid ? c0 + r : a.cell_begin;
+            cp_async16(ks + r * kStride + ch * 8, kbase + c * a.k_nb2 + ch * 16, valid);
+            cp_async16(vs + r * kStride + ch * 8, vbase + c * a.v_nb2 + ch * 16, valid);
+        }
+        for (int i = tid; i < kBc; i += kThreads) {
+            const int64_t c = c0 + i;
+            const bool valid = c < a.cell_end;
+            cpos_s[stage * kBc + i] = valid ? a.cell_pos[c] : 0;
+            cseq_s[stage * kBc + i] = valid ? a.cell_seq[c] : -1;
+        }
+    };
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};  // m in log2 units; l per-thread partial
+
+    int cls = TILE_NONE;
+    int tile = next_tile<kBc>(a, n_spans, n_tiles, 0, qs, cls);
+    if (tile < n_tiles) load_tile(tile, 0);
+    cp_async_commit();
+    int stage = 0;
+    while (tile < n_tiles) {
+        int next_cls = TILE_NONE;
+        const int next = next_tile<kBc>(a, n_spans, n_tiles, tile + 1, qs, next_cls);
+        if (next < n_tiles) load_tile(next, stage ^ 1);
+        cp_async_commit();
+        cp_async_wait_1();
+        __syncthreads();
+
+        const __half* ks = k_s + stage * kBc * kStride;
+        const __half* vs = v_s + stage * kBc * kStride;
+        // S = Q K^T: 16 rows x kBc cells per warp.
+        float s[kBc / 8][4];
+#pragma unroll
+        for (int n = 0; n < kBc / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+            uint32_t qa[4];
+            ldmatrix_x4(qa, q_s + (warp * 16 + (lane % 16)) * kStride + kk * 16 + (lane / 16) * 8);
+#pragma unroll
+            for (int nn = 0; nn < kBc / 16; ++nn) {
+                uint32_t kb[4];
+                ldmatrix_x4(kb, ks + (nn * 16 + (lane & 7) + ((lane >> 4) << 3)) * kStride +
+                                    kk * 16 + ((lane >> 3) & 1) * 8);
+                mma_16816(s[2 * nn], qa, kb[0], kb[1]);
+                mma_16816(s[2 * nn + 1], qa, kb[2], kb[3]);
+            }
+        }
+
+        // Softcap, visibility, online softmax (log2 domain).
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                float x = s[n][e];
+                if (a.softcap > 0) x = a.softcap * tanhf(x / a.softcap);
+                if (cls == TILE_PARTIAL) {
+                    const int cell = n * 8 + 2 * (lane & 3) + (e & 1), ri = e >> 1;
+                    const int32_t cs = cseq_s[stage * kBc + cell], cp = cpos_s[stage * kBc + cell];
+                    if (!attn_visible(cs, cp, tseq[ri], tpos[ri], a.window)) {
+                        x = -INFINITY;
+                    } else if (mrow[ri] != nullptr) {
+                        x += mrow[ri][static_cast<int64_t>(tile) * kBc + cell];
+                    }
+                }
+                x *= kLog2e;
+                s[n][e] = x;
+                mx[e >> 1] = fmaxf(mx[e >> 1], x);
+            }
+        }
+        float alpha[2], m_use[2];
+#pragma unroll
+        for (int ri = 0; ri < 2; ++ri) {
+            mx[ri] = fmaxf(mx[ri], __shfl_xor_sync(0xffffffffu, mx[ri], 1));
+            mx[ri] = fmaxf(mx[ri], __shfl_xor_sync(0xffffffffu, mx[ri], 2));
+            const float m_new = fmaxf(m[ri], mx[ri]);
+            m_use[ri] = m_new == -INFINITY ? 0.0f : m_new;  // avoids -inf - -inf = NaN
+            alpha[ri] = exp2f(m[ri] - m_use[ri]);
+            m[ri] = m_new;
+            l[ri] *= alpha[ri];
+        }
+#pragma unroll
+        for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const float p = exp2f(s[n][e] - m_use[e >> 1]);
+                s[n][e] = p;
+                l[e >> 1] += p;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < D / 8; ++i) {
+            o[i][0] *= alpha[0];
+            o[i][1] *= alpha[0];
+            o[i][2] *= alpha[1];
+            o[i][3] *= alpha[1];
+        }
+
+        // O += P V: P's accumulators are already the A fragments of the next mma.
+#pragma unroll
+        for (int kk = 0; kk < kBc / 16; ++kk) {
+            uint32_t pa[4];
+            pa[0] = pack_half2(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = pack_half2(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int dn = 0; dn < D / 16; ++dn) {
+                uint32_t vb[4];
+                ldmatrix_x4_trans(vb, vs +
+                                          (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride +
+                                          dn * 16 + (lane >> 4) * 8);
+                mma_16816(o[2 * dn], pa, vb[0], vb[1]);
+                mma_16816(o[2 * dn + 1], pa, vb[2], vb[3]);
+            }
+        }
+        __syncthreads();  // this stage is overwritten by the load two tiles ahead
+        tile = next;
+        cls = next_cls;
+        stage ^= 1;
+    }
+
+#pragma unroll
+    for (int ri = 0; ri < 2; ++ri) {
+        l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 1);
+        l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 2);
+        const int t = t0 + r0 + 8 * ri;
+        if (t >= a.n_tokens) continue;
+        const float inv = l[ri] > 0 ? 1.0f / l[ri] : 0.0f;  // no visible key: zeros
+        float* out = reinterpret_cast<float*>(reinterpret_cast<char*>(a.out) +
+                                              static_cast<int64_t>(t) * a.out_nb2 + h * a.out_nb1);
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {
+            *reinterpret_cast<float2*>(out + n * 8 + 2 * (lane & 3)) =
+                make_float2(o[n][2 * ri] * inv, o[n][2 * ri + 1] * inv);
+        }
+    }
+}
+
+template <int D, int kBc>
+void launch(CudaContext& ctx, const AttnArgs& a) {
+    constexpr size_t kSmem = static_cast<size_t>(kBr + 4 * kBc) * (D + 8) * 2 + 4 * kBc * 4;
+    static bool configured = false;  // once per instantiation (and per process: one device)
+    if (!configured) {
+        SIFT_CUDA_CHECK(cudaFuncSetAttribute(attn_mma_kernel<D, kBc>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(kSmem)));
+        configured = true;
+    }
+    const dim3 grid((a.n_tokens + kBr - 1) / kBr, a.n_head);
+    attn_mma_kernel<D, kBc><<<grid, kThreads, kSmem, ctx.stream>>>(a);
+    SIFT_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+bool attention_mma_supported(int head_dim) {
+    return head_dim == 64 || head_dim == 128 || head_dim == 256;
+}
+
+void attention_mma_launch(CudaContext& ctx, const AttnArgs& a) {
+    // 64-cell tiles; 32 at head_dim 256, where O alone takes 128 registers a thread and two
+    // 64-cell stages of K and V would leave one block per SM.
+    switch (a.head_dim) {
+        case 64:
+            return launch<64, 64>(ctx, a);
+        case 128:
+            return launch<128, 64>(ctx, a);
+        case 256:
+            return launch<256, 32>(ctx, a);
+        default:
+            SIFT_CHECK(false, "attention: no tensor-core kernel for head_dim {}", a.head_dim);
+    }
+}
+
+}  // namespace sift::cuda

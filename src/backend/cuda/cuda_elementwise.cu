@@ -1,0 +1,415 @@
+// Row-wise CUDA ops: add, mul, scale, rms_norm, rope, swiglu, geglu, set_rows, argmax. All are
+// memory-bound: one block row per tensor row (grid.x = rows, grid.y = column chunks), float4
+// loads where every row is 16-byte aligned, and the arithmetic of cpu_elementwise.cpp (same
+// float/double choices) so the parity harness can hold them to ~1e-6.
+#include <cuda_fp16.h>
+
+#include <cmath>
+
+#include "backend/cuda/cuda_ops.h"
+
+namespace sift::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+// Rows of a tensor over dims 1..3 (ne[0] contiguous); row i -> byte offset.
+struct RowLayout {
+    int64_t ne1 = 1, ne2 = 1;
+    int64_t nb1 = 0, nb2 = 0, nb3 = 0;
+};
+
+RowLayout row_layout(const Tensor& t) {
+    return {t.ne[1], t.ne[2], t.nb[1], t.nb[2], t.nb[3]};
+}
+
+__device__ __forceinline__ int64_t row_offset(const RowLayout& l, int64_t i) {
+    const int64_t i1 = i % l.ne1, i2 = i / l.ne1 % l.ne2, i3 = i / (l.ne1 * l.ne2);
+    return i1 * l.nb1 + i2 * l.nb2 + i3 * l.nb3;
+}
+
+template <typename T>
+__device__ __forceinline__ T* at(void* base, int64_t offset) {
+    return reinterpret_cast<T*>(static_cast<char*>(base) + offset);
+}
+template <typename T>
+__device__ __forceinline__ const T* at(const void* base, int64_t offset) {
+    return reinterpret_cast<const T*>(static_cast<const char*>(base) + offset);
+}
+
+void check_f32_rows(const Tensor& t, const char* op, const char* name) {
+    SIFT_CHECK(t.type == DType::F32 && t.nb[0] == 4, "{}: {} must be F32 with contiguous rows", op,
+               name);
+}
+
+void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
+    SIFT_CHECK(a.ne == b.ne, "{}: shapes [{}, {}, {}, {}] and [{}, {}, {}, {}] differ", op, a.ne[0],
+               a.ne[1], a.ne[2], a.ne[3], b.ne[0], b.ne[1], b.ne[2], b.ne[3]);
+}
+
+// float4 access is legal when the row length and every row start are 16-byte aligned.
+bool rows_aligned16(const Tensor& t) {
+    return reinterpret_cast<uintptr_t>(t.data) % 16 == 0 && t.ne[0] % 4 == 0 && t.nb[1] % 16 == 0 &&
+           t.nb[2] % 16 == 0 && t.nb[3] % 16 == 0;
+}
+
+// Rows beyond 65535 chunks never occur (a row of 2^24 floats would be needed).
+dim3 row_grid(int64_t n_rows, int64_t n_cols, int per_block) {
+    return dim3(static_cast<unsigned>(n_rows), grid_1d(n_cols, per_block));
+}
+
+enum class Binary { BIN_ADD, BIN_MUL, BIN_SCALE, BIN_SWIGLU, BIN_GEGLU };
+
+template <Binary kOp>
+__device__ __forceinline__ float binary_apply(float x, float y, float s) {
+    if constexpr (kOp == Binary::BIN_ADD) {
+        return x + y;
+    } else if constexpr (kOp == Binary::BIN_MUL) {
+        return x * y;
+    } else if constexpr (kOp == Binary::BIN_SCALE) {
+        return x * s;
+    } else if constexpr (kOp == Binary::BIN_SWIGLU) {
+        return x / (1.0f + expf(-x)) * y;
+    } else {
+        constexpr float kSqrt2OverPi = 0.7978845608028654f;  // gelu tanh form, as the CPU
+        return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * (x + 0.044715f * x * x * x))) * y;
+    }
+}
+
+// out[:, i] = f(a[:, i], b[:, i or 0]). kVec: 4 floats per thread.
+template <Binary kOp, bool kVec>
+__global__ void binary_kernel(const void* a, RowLayout la, const void* b, RowLayout lb,
+                              bool broadcast, float s, void* out, RowLayout lo, int64_t n) {
+    const int64_t row = blockIdx.x;
+    const float* pa = at<float>(a, row_offset(la, row));
+    const float* pb = b != nullptr ? at<float>(b, broadcast ? 0 : row_offset(lb, row)) : nullptr;
+    float* po = at<float>(out, row_offset(lo, row));
+    if constexpr (kVec) {
+        const int64_t j = (static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x) * 4;
+        if (j >= n) return;
+        const float4 x = *reinterpret_cast<const float4*>(pa + j);
+        float4 y = make_float4(0, 0, 0, 0);
+        if (pb != nullptr) y = *reinterpret_cast<const float4*>(pb + j);
+        float4 r;
+        r.x = binary_apply<kOp>(x.x, y.x, s);
+        r.y = binary_apply<kOp>(x.y, y.y, s);
+        r.z = binary_apply<kOp>(x.z, y.z, s);
+        r.w = binary_apply<kOp>(x.w, y.w, s);
+        *reinterpret_cast<float4*>(po + j) = r;
+    } else {
+        const int64_t j = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+        if (j >= n) return;
+        po[j] = binary_apply<kOp>(pa[j], pb != nullptr ? pb[j] : 0.0f, s);
+    }
+}
+
+template <Binary kOp>
+void launch_binary(CudaContext& ctx, const Tensor& a, const Tensor* b, bool broadcast, float s,
+                   Tensor out) {
+    const int64_t n = a.ne[0], rows = a.n_rows();
+    if (n == 0 || rows == 0) return;
+    const bool vec =
+        rows_aligned16(a) && rows_aligned16(out) && (b == nullptr || rows_aligned16(*b));
+    const RowLayout lb = b != nullptr ? row_layout(*b) : RowLayout{};
+    const void* bd = b != nullptr ? b->data : nullptr;
+    if (vec) {
+        binary_kernel<kOp, true><<<row_grid(rows, n, kBlock * 4), kBlock, 0, ctx.stream>>>(
+            a.data, row_layout(a), bd, lb, broadcast, s, out.data, row_layout(out), n);
+    } else {
+        binary_kernel<kOp, false><<<row_grid(rows, n, kBlock), kBlock, 0, ctx.stream>>>(
+            a.data, row_layout(a), bd, lb, broadcast, s, out.data, row_layout(out), n);
+    }
+    SIFT_CUDA_LAUNCH_CHECK();
+}
+
+template <Binary kOp>
+void binary_op(CudaContext& ctx, const Tensor& a, const Tensor& b, Tensor out, const char* op) {
+    check_f32_rows(a, op, "a");
+    check_f32_rows(b, op, "b");
+    check_f32_rows(out, op, "out");
+    check_same_shape(a, out, op);
+    const bool broadcast = b.n_rows() == 1;
+    SIFT_CHECK(b.ne[0] == a.ne[0] && (broadcast || b.ne == a.ne), "{}: b must be [n] or a's shape",
+               op);
+    launch_binary<kOp>(ctx, a, &b, broadcast, 0.0f, out);
+}
+
+template <Binary kOp>
+void gated_op(CudaContext& ctx, const Tensor& gate, const Tensor& up, Tensor out, const char* op) {
+    check_f32_rows(gate, op, "gate");
+    check_f32_rows(up, op, "up");
+    check_f32_rows(out, op, "out");
+    check_same_shape(gate, up, op);
+    check_same_shape(gate, out, op);
+    launch_binary<kOp>(ctx, gate, &up, false, 0.0f, out);
+}
+
+// Sum over the block; every thread gets the result. `shared` holds 32 floats.
+__device__ float block_sum(float v, float* shared) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int n_warps = blockDim.x / 32;
+    if (n_warps == 1) return v;
+    __syncthreads();  // `shared` may still be read from a previous call
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = lane < n_warps ? shared[lane] : 0.0f;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// One block per row: sum of squares (F32 partials, tree-reduced: ~1e-7 relative, like the CPU's
+// double sum), then the scale in double as the CPU computes it.
+template <bool kVec>
+__global__ void rms_norm_kernel(const void* x, RowLayout lx, const float* w, float eps, void* out,
+                                RowLayout lo, int64_t n) {
+    __shared__ float shared[32];
+    const int64_t row = blockIdx.x;
+    const float* px = at<float>(x, row_offset(lx, row));
+    float* po = at<float>(out, row_offset(lo, row));
+    float ss = 0;
+    if constexpr (kVec) {
+        for (int64_t j = threadIdx.x * 4; j < n; j += blockDim.x * 4) {
+            const float4 v = *reinterpret_cast<const float4*>(px + j);
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) ss += px[j] * px[j];
+    }
+    ss = block_sum(ss, shared);
+    const auto inv = static_cast<float>(1.0 / sqrt(static_cast<double>(ss) / n + eps));
+    if constexpr (kVec) {
+        for (int64_t j = threadIdx.x * 4; j < n; j += blockDim.x * 4) {
+            float4 v = *reinterpret_cast<const float4*>(px + j);
+            v.x *= inv, v.y *= inv, v.z *= inv, v.w *= inv;
+            if (w != nullptr) {
+                const float4 g = *reinterpret_cast<const float4*>(w + j);
+                v.x *= g.x, v.y *= g.y, v.z *= g.z, v.w *= g.w;
+            }
+            *reinterpret_cast<float4*>(po + j) = v;
+        }
+    } else {
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+            const float v = px[j] * inv;
+            po[j] = w != nullptr ? v * w[j] : v;
+        }
+    }
+}
+
+// One block per token: cos/sin of the token's angles once into shared memory (double, as the
+// CPU: at positions of 10^5 an F32 angle is off by ~0.01 rad), then every head's pairs.
+__global__ void rope_kernel(const float* x, int64_t x_nb1, int64_t x_nb2, float* out, int64_t o_nb1,
+                            int64_t o_nb2, const int32_t* pos, int64_t pos_nb, int head_dim,
+                            int n_head, int n_rot, bool neox, float freq_base, float freq_scale,
+                            const float* factors) {
+    extern __shared__ float cs[];  // [half][2]: cos, sin
+    const int64_t t = blockIdx.x;
+    const int half = n_rot / 2;
+    const double position = *at<int32_t>(pos, t * pos_nb);
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        const double inv_freq = freq_scale * pow(static_cast<double>(freq_base), -2.0 * i / n_rot) /
+                                (factors != nullptr ? static_cast<double>(factors[i]) : 1.0);
+        double s, c;
+        sincos(position * inv_freq, &s, &c);
+        cs[2 * i] = static_cast<float>(c);
+        cs[2 * i + 1] = static_cast<float>(s);
+    }
+    __syncthreads();
+    const int stride = neox ? 1 : 2, offset = neox ? half : 1;
+    const int rest = head_dim - n_rot;
+    const int per_head = half + rest;  // one thread per pair, then one per passed-through value
+    for (int k = threadIdx.x; k < n_head * per_head; k += blockDim.x) {
+        const int h = k / per_head, i = k % per_head;
+        const float* a = at<float>(x, h * x_nb1 + t * x_nb2);
+        float* o = at<float>(out, h * o_nb1 + t * o_nb2);
+        if (i < half) {
+            const int i0 = i * stride, i1 = i0 + offset;
+            const float x0 = a[i0], x1 = a[i1];
+            o[i0] = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
+            o[i1] = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
+        } else {
+            const int j = n_rot + (i - half);
+            o[j] = a[j];  // same thread reads then writes: safe when out aliases x
+        }
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ T convert_from_f32(float v);
+template <>
+__device__ __forceinline__ float convert_from_f32<float>(float v) {
+    return v;
+}
+template <>
+__device__ __forceinline__ __half convert_from_f32<__half>(float v) {
+    return __float2half_rn(v);  // round to nearest even, as fp32_to_fp16
+}
+
+// dst row idx[t] = src row t. Out-of-range indices are skipped (the CPU aborts on them; a kernel
+// cannot, and the caller validated cells when it allocated them).
+template <typename T>
+__global__ void set_rows_kernel(const void* src, RowLayout ls, const int32_t* idx, int64_t idx_nb,
+                                void* dst, RowLayout ld, int64_t dst_rows, int64_t width) {
+    const int64_t t = blockIdx.x;
+    const int32_t row = *at<int32_t>(idx, t * idx_nb);
+    if (row < 0 || row >= dst_rows) return;
+    const float* s = at<float>(src, row_offset(ls, t));
+    T* d = at<T>(dst, row_offset(ld, row));
+    for (int64_t j = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x; j < width;
+         j += static_cast<int64_t>(gridDim.y) * blockDim.x)
+        d[j] = convert_from_f32<T>(s[j]);
+}
+
+// One block per row; (value, index) pairs reduced with the lowest index winning ties.
+__device__ __forceinline__ void argmax_merge(float& v, int64_t& i, float v2, int64_t i2) {
+    if (v2 > v || (v2 == v && i2 < i) || (i < 0 && i2 >= 0 && !isnan(v2))) {
+        v = v2;
+        i = i2;
+    }
+}
+
+__global__ void argmax_kernel(const void* x, RowLayout lx, int64_t n, int32_t* out,
+                              int64_t out_nb) {
+    __shared__ float sv[32];
+    __shared__ int64_t si[32];
+    const int64_t row = blockIdx.x;
+    const float* p = at<float>(x, row_offset(lx, row));
+    float best = -INFINITY;
+    int64_t bi = -1;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) argmax_merge(best, bi, p[j], j);
+    for (int o = 16; o > 0; o >>= 1) {
+        const float v2 = __shfl_xor_sync(0xffffffffu, best, o);
+        const int64_t i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+        argmax_merge(best, bi, v2, i2);
+    }
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) {
+        sv[warp] = best;
+        si[warp] = bi;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        const int n_warps = blockDim.x / 32;
+        best = lane < n_warps ? sv[lane] : -INFINITY;
+        bi = lane < n_warps ? si[lane] : -1;
+        for (int o = 16; o > 0; o >>= 1) {
+            const float v2 = __shfl_xor_sync(0xffffffffu, best, o);
+            const int64_t i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+            argmax_merge(best, bi, v2, i2);
+        }
+        // A row of NaNs (no comparison succeeds) gives 0, as the CPU's loop does.
+        if (lane == 0) *at<int32_t>(out, row * out_nb) = static_cast<int32_t>(bi < 0 ? 0 : bi);
+    }
+}
+
+}  // namespace
+
+void cuda_add(CudaContext& ctx, const Tensor& a, const Tensor& b, Tensor out) {
+    binary_op<Binary::BIN_ADD>(ctx, a, b, out, "add");
+}
+
+void cuda_mul(CudaContext& ctx, const Tensor& a, const Tensor& b, Tensor out) {
+    binary_op<Binary::BIN_MUL>(ctx, a, b, out, "mul");
+}
+
+void cuda_scale(CudaContext& ctx, const Tensor& x, float s, Tensor out) {
+    check_f32_rows(x, "scale", "x");
+    check_f32_rows(out, "scale", "out");
+    check_same_shape(x, out, "scale");
+    launch_binary<Binary::BIN_SCALE>(ctx, x, nullptr, false, s, out);
+}
+
+void cuda_swiglu(CudaContext& ctx, const Tensor& gate, const Tensor& up, Tensor out) {
+    gated_op<Binary::BIN_SWIGLU>(ctx, gate, up, out, "swiglu");
+}
+
+void cuda_geglu(CudaContext& ctx, const Tensor& gate, const Tensor& up, Tensor out) {
+    gated_op<Binary::BIN_GEGLU>(ctx, gate, up, out, "geglu");
+}
+
+void cuda_rms_norm(CudaContext& ctx, const Tensor& x, const Tensor* w, float eps, Tensor out) {
+    check_f32_rows(x, "rms_norm", "x");
+    check_f32_rows(out, "rms_norm", "out");
+    check_same_shape(x, out, "rms_norm");
+    const int64_t n = x.ne[0], rows = x.n_rows();
+    if (w != nullptr) {
+        check_f32_rows(*w, "rms_norm", "w");
+        SIFT_CHECK(w->ne[0] == n && w->n_rows() == 1, "rms_norm: w must be [{}]", n);
+    }
+    if (n == 0 || rows == 0) return;
+    const float* wd = w != nullptr ? w->ptr<const float>() : nullptr;
+    const bool vec = rows_aligned16(x) && rows_aligned16(out) &&
+                     (wd == nullptr || reinterpret_cast<uintptr_t>(wd) % 16 == 0);
+    // ~8 values per thread: a warp for a head (qk-norm), up to 1024 threads for wide rows.
+    const int threads =
+        static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(32, (n / 8 + 31) / 32 * 32)));
+    if (vec) {
+        rms_norm_kernel<true><<<static_cast<unsigned>(rows), threads, 0, ctx.stream>>>(
+            x.data, row_layout(x), wd, eps, out.data, row_layout(out), n);
+    } else {
+        rms_norm_kernel<false><<<static_cast<unsigned>(rows), threads, 0, ctx.stream>>>(
+            x.data, row_layout(x), wd, eps, out.data, row_layout(out), n);
+    }
+    SIFT_CUDA_LAUNCH_CHECK();
+}
+
+void cuda_rope(CudaContext& ctx, const Tensor& x, const Tensor& pos, const RopeParams& p,
+               Tensor out) {
+    check_f32_rows(x, "rope", "x");
+    check_f32_rows(out, "rope", "out");
+    check_same_shape(x, out, "rope");
+    const int64_t head_dim = x.ne[0], n_head = x.ne[1], n_tokens = x.ne[2];
+    SIFT_CHECK(pos.type == DType::I32 && pos.ne[0] == n_tokens && x.ne[3] == 1,
+               "rope: pos must be I32 [T]");
+    SIFT_CHECK(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= head_dim,
+               "rope: n_rot {} vs head_dim {}", p.n_rot, head_dim);
+    const int half = p.n_rot / 2;
+    const float* factors = nullptr;
+    if (p.freq_factors != nullptr) {
+        SIFT_CHECK(p.freq_factors->type == DType::F32 && p.freq_factors->ne[0] >= half,
+                   "rope: freq_factors");
+        factors = p.freq_factors->ptr<const float>();
+    }
+    if (n_tokens == 0 || n_head == 0) return;
+    const size_t smem = static_cast<size_t>(half) * 2 * sizeof(float);
+    rope_kernel<<<static_cast<unsigned>(n_tokens), kBlock, smem, ctx.stream>>>(
+        x.ptr<const float>(), x.nb[1], x.nb[2], out.ptr<float>(), out.nb[1], out.nb[2],
+        pos.ptr<const int32_t>(), pos.nb[0], static_cast<int>(head_dim), static_cast<int>(n_head),
+        p.n_rot, p.neox, p.freq_base, p.freq_scale, factors);
+    SIFT_CUDA_LAUNCH_CHECK();
+}
+
+void cuda_set_rows(CudaContext& ctx, const Tensor& src, const Tensor& idx, Tensor dst) {
+    check_f32_rows(src, "set_rows", "src");
+    SIFT_CHECK(dst.type == DType::F32 || dst.type == DType::F16,
+               "set_rows: dst must be F32 or F16");
+    SIFT_CHECK(dst.nb[0] == dtype_traits(dst.type).block_bytes,
+               "set_rows: dst rows must be contiguous");
+    const int64_t width = src.ne[0], n = src.n_rows();
+    SIFT_CHECK(idx.type == DType::I32 && idx.ne[0] == n && dst.ne[0] == width, "set_rows: shapes");
+    if (n == 0 || width == 0) return;
+    const dim3 grid(static_cast<unsigned>(n),
+                    std::min<unsigned>(grid_1d(width, kBlock), 64));  // rows of up to 16K per pass
+    if (dst.type == DType::F32) {
+        set_rows_kernel<float><<<grid, kBlock, 0, ctx.stream>>>(
+            src.data, row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data,
+            row_layout(dst), dst.n_rows(), width);
+    } else {
+        set_rows_kernel<__half><<<grid, kBlock, 0, ctx.stream>>>(
+            src.data, row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data,
+            row_layout(dst), dst.n_rows(), width);
+    }
+    SIFT_CUDA_LAUNCH_CHECK();
+}
+
+void cuda_argmax(CudaContext& ctx, const Tensor& x, Tensor out) {
+    check_f32_rows(x, "argmax", "x");
+    SIFT_CHECK(out.type == DType::I32 && out.ne[0] == x.n_rows(), "argmax: out must be I32 [T]");
+    const int64_t n = x.ne[0], rows = x.n_rows();
+    if (rows == 0) return;
+    argmax_kernel<<<static_cast<unsigned>(rows), 1024, 0, ctx.stream>>>(
+        x.data, row_layout(x), n, out.ptr<int32_t>(), out.nb[0]);
+    SIFT_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace sift::cuda

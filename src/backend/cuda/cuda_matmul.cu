@@ -1,0 +1,147 @@
+// cuda_matmul: out[:, t] = W x[:, t]. Picks the matvec kernels (cuda_matvec.cu) for decode-sized
+// batches, else dequantizes W to bf16 once and hands the product to cuBLAS.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "backend/cuda/cuda_dequant.cuh"
+#include "backend/cuda/cuda_matmul.cuh"
+#include "backend/cuda/cuda_ops.h"
+#include "core/check.h"
+
+namespace sift::cuda {
+namespace {
+
+// W [k, n] of any type -> dst bf16 row-major [n][k]: one thread per group of 8 elements, one
+// 16-byte store each; a 2-D grid so no thread divides 64-bit indices (k is a multiple of 8 for
+// every quant type; float types mask the tail).
+template <DType TYPE>
+__global__ void dequant_bf16_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t k,
+                                    int64_t groups_per_row, __nv_bfloat16* __restrict__ dst) {
+    const int64_t row = blockIdx.x;  // grid.x: rows (up to 2^31 - 1), grid.y: groups of a row
+    const int64_t g = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+    if (g >= groups_per_row) return;
+    float v[8];
+    dequant8<TYPE>(w + row * w_stride, g, k, v);
+    __nv_bfloat16* o = dst + row * k + 8 * g;
+    if (k % 8 == 0) {
+        __nv_bfloat162 p[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) p[j] = __floats2bfloat162_rn(v[2 * j], v[2 * j + 1]);
+        *reinterpret_cast<uint4*>(o) = *reinterpret_cast<const uint4*>(p);
+    } else {
+        for (int j = 0; j < 8 && 8 * g + j < k; ++j) o[j] = __float2bfloat16_rn(v[j]);
+    }
+}
+
+// x F32 [k, T] (column stride x_stride floats) -> dst bf16 [k, T] contiguous.
+__global__ void f32_to_bf16_kernel(const float* __restrict__ x, int64_t x_stride, int64_t k,
+                                   __nv_bfloat16* __restrict__ dst) {
+    const int64_t t = blockIdx.x;  // grid.x: tokens, grid.y: elements of a column
+    const int64_t e = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+    if (e < k) dst[t * k + e] = __float2bfloat16_rn(x[t * x_stride + e]);
+}
+
+enum class MatmulPath { MATMUL_MATVEC_F32, MATMUL_MATVEC_Q8, MATMUL_SGEMM, MATMUL_BF16_GEMM };
+
+// The one selection point.
+// - T <= 8: the matvec kernels. Reading the weights dominates, and they read each byte once and
+//   decode in registers; a GEMM would first write and re-read a bf16 copy (2-4x the bytes of a
+//   4-6 bit matrix) for no gain at this width. Q4_K/Q6_K take the int8-activation dp4a kernels
+//   (cuda_matvec_q8.cu: the exact F32 decode is issue-bound below the bandwidth target on these
+//   types); every other type the exact F32 kernels.
+// - F32 weights: cuBLAS SGEMM on the weights as they are (no copy; F32 weights are rare and small).
+// - Otherwise: dequantize W to bf16 in scratch (one pass over W, ~1/T of the GEMM time at
+//   T = 512 for 8B shapes) and run a bf16 tensor-core GEMM with F32 accumulation and F32 output.
+//   bf16 rather than f16: activations of LLMs carry outliers of 1e3-1e5 (massive activations;
+//   the SwiGLU product feeding ffn_down), beyond or close to f16's 65504, while bf16 has F32's
+//   range; its 8-bit mantissa costs ~2^-9 relative error per input, which the F32 accumulation
+//   keeps at ~1e-3 of max |out| (parity test bound 1e-2), and both run at the same tensor-core
+//   rate.
+MatmulPath matmul_select(const Tensor& w, int64_t n_tokens) {
+    if (n_tokens <= kMatvecMaxCols) {
+        return matvec_q8_supported(w) ? MatmulPath::MATMUL_MATVEC_Q8
+                                      : MatmulPath::MATMUL_MATVEC_F32;
+    }
+    if (w.type == DType::F32) return MatmulPath::MATMUL_SGEMM;
+    return MatmulPath::MATMUL_BF16_GEMM;
+}
+
+}  // namespace
+
+void cuda_dequantize_bf16(CudaContext& ctx, const Tensor& w, void* dst) {
+    check_weight_alignment(w, "dequantize");
+    const int64_t k = w.ne[0], n = w.n_rows();
+    const int block = 256;
+    const int64_t groups_per_row = (k + 7) / 8;
+    if (n == 0 || groups_per_row == 0) return;
+    const dim3 grid(static_cast<unsigned>(n), grid_1d(groups_per_row, block));
+    const bool ok = dispatch_weight_type(w.type, [&](auto tag) {
+        dequant_bf16_kernel<decltype(tag)::value>
+            <<<grid, block, 0, ctx.stream>>>(static_cast<const uint8_t*>(w.data), w.nb[1], k,
+                                             groups_per_row, static_cast<__nv_bfloat16*>(dst));
+    });
+    SIFT_CHECK(ok, "dequantize: no CUDA kernel for {}", dtype_name(w.type));
+    SIFT_CUDA_LAUNCH_CHECK();
+}
+
+void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
+    const int64_t k = w.ne[0], n = w.ne[1], n_tokens = x.ne[1];
+    SIFT_CHECK(x.type == DType::F32 && out.type == DType::F32, "matmul: x and out must be F32");
+    SIFT_CHECK(x.ne[0] == k && out.ne[0] == n && out.ne[1] == n_tokens,
+               "matmul: w [{}, {}] x [{}, {}] -> out [{}, {}]", k, n, x.ne[0], x.ne[1], out.ne[0],
+               out.ne[1]);
+    SIFT_CHECK(w.ne[2] == 1 && w.ne[3] == 1 && x.ne[2] == 1 && x.ne[3] == 1 && out.ne[2] == 1 &&
+                   out.ne[3] == 1,
+               "matmul: 2-D tensors only");
+    SIFT_CHECK(x.nb[0] == 4 && out.nb[0] == 4 && x.nb[1] % 4 == 0 && out.nb[1] % 4 == 0,
+               "matmul: x and out rows must be contiguous F32");
+    const DTypeTraits& traits = dtype_traits(w.type);
+    SIFT_CHECK(w.nb[0] == traits.block_bytes && k % traits.block_size == 0,
+               "matmul: w rows must be whole {} blocks", traits.name);
+    SIFT_CHECK(n <= INT32_MAX && k <= INT32_MAX && n_tokens <= INT32_MAX, "matmul: too large");
+    if (n == 0 || n_tokens == 0) return;
+    if (k == 0) {
+        SIFT_CUDA_CHECK(cudaMemset2DAsync(out.data, out.nb[1], 0, n * 4, n_tokens, ctx.stream));
+        return;
+    }
+    check_weight_alignment(w, "matmul");
+
+    const float one = 1.0f, zero = 0.0f;
+    switch (matmul_select(w, n_tokens)) {
+        case MatmulPath::MATMUL_MATVEC_F32:
+            cuda_matvec_f32(ctx, w, x, out);
+            return;
+        case MatmulPath::MATMUL_MATVEC_Q8:
+            cuda_matvec_q8(ctx, w, x, out);
+            return;
+        case MatmulPath::MATMUL_SGEMM:
+            // Column-major: W is the k x n matrix with ld w.nb[1]/4, so out (n x T) = W^T x.
+            SIFT_CHECK(w.nb[1] % 4 == 0, "matmul: F32 row stride");
+            SIFT_CUBLAS_CHECK(cublasSgemm(
+                ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
+                static_cast<int>(n_tokens), static_cast<int>(k), &one, w.ptr<const float>(),
+                static_cast<int>(w.nb[1] / 4), x.ptr<const float>(), static_cast<int>(x.nb[1] / 4),
+                &zero, out.ptr<float>(), static_cast<int>(out.nb[1] / 4)));
+            return;
+        case MatmulPath::MATMUL_BF16_GEMM:
+            break;
+    }
+
+    auto* wb = static_cast<__nv_bfloat16*>(ctx.scratch_a.get(static_cast<size_t>(n * k) * 2));
+    auto* xb =
+        static_cast<__nv_bfloat16*>(ctx.scratch_b.get(static_cast<size_t>(n_tokens * k) * 2));
+    cuda_dequantize_bf16(ctx, w, wb);
+    const int block = 256;
+    f32_to_bf16_kernel<<<dim3(static_cast<unsigned>(n_tokens), grid_1d(k, block)), block, 0,
+                         ctx.stream>>>(x.ptr<const float>(), x.nb[1] / 4, k, xb);
+    SIFT_CUDA_LAUNCH_CHECK();
+    // Column-major view: wb is k x n (ld k), xb is k x T (ld k); out (n x T) = wb^T xb.
+    SIFT_CUBLAS_CHECK(cublasGemmEx(
+        ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(n_tokens),
+        static_cast<int>(k), &one, wb, CUDA_R_16BF, static_cast<int>(k), xb, CUDA_R_16BF,
+        static_cast<int>(k), &zero, out.ptr<float>(), CUDA_R_32F, static_cast<int>(out.nb[1] / 4),
+        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace sift::cuda

@@ -1,0 +1,28 @@
+// Internal interface of the matmul family (cuda_matmul.cu, cuda_matvec.cu, cuda_get_rows.cu).
+#pragma once
+
+#include "backend/cuda/cuda_context.h"
+#include "tensor/tensor.h"
+
+namespace sift::cuda {
+
+// Largest token count the matvec kernels take in one pass (columns held in registers).
+inline constexpr int kMatvecMaxCols = 8;
+
+// out[:, t] = W x[:, t] for T <= kMatvecMaxCols: w [k, n], x F32 [k, T], out F32 [n, T]; shapes
+// checked by cuda_matmul.
+// cuda_matvec.cu: any computable type, weights dequantized exactly, F32 FMA.
+void cuda_matvec_f32(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
+// cuda_matvec_q8.cu: x quantized to int8 per 32 values, dp4a; Q4_K (16-byte aligned rows) and
+// Q6_K only.
+bool matvec_q8_supported(const Tensor& w);
+void cuda_matvec_q8(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
+
+// W [k, n] of any computable type -> dst bf16 row-major [n][k] (n * k elements), exact
+// dequantization rounded once to bf16. The first step of the GEMM path; public for the bench.
+void cuda_dequantize_bf16(CudaContext& ctx, const Tensor& w, void* dst);
+
+// Aborts unless w's rows are aligned for the device loads of cuda_dequant.cuh.
+void check_weight_alignment(const Tensor& w, const char* op);
+
+}  // namespace sift::cuda

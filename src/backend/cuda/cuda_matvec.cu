@@ -1,0 +1,134 @@
+// Decode-path matmul: out[:, t] = W x[:, t] for T <= 8 tokens, every weight type.
+//
+// Memory-bound: each weight byte is read once per call, so the kernel's job is to keep enough
+// bytes in flight and to decode them cheaply. Layout: a warp owns kRowsPerWarp rows; lane l walks
+// the groups of 8 elements g = l, l + 32, ... of those rows, so a warp-wide load covers 32
+// consecutive groups (one Q4_K/Q6_K super-block, four legacy blocks) and is coalesced; the
+// activations of a group are loaded once (float4, L1/L2-resident) and reused for every row of the
+// warp; partial sums are reduced with shuffles at the end.
+//
+// Weights are dequantized to F32 exactly (cuda_dequant.cuh) and dotted with F32 FMAs instead of
+// quantizing x to int8 and using dp4a (llama.cpp's MMVQ): the result stays within ~1e-6 of the
+// exact CPU reference (no second rounding of the activations), and the int->float conversion uses
+// the exact 2^23 trick rather than the quarter-rate I2F unit, so the decode stays cheap enough for
+// the T = 1 bandwidth target measured in bench/cuda_matmul_bench.cpp.
+#include <cstdint>
+
+#include "backend/cuda/cuda_dequant.cuh"
+#include "backend/cuda/cuda_matmul.cuh"
+#include "core/check.h"
+
+namespace sift::cuda {
+namespace {
+
+constexpr int kWarpsPerBlock = 4;
+constexpr int kRowsPerWarp = 2;  // shares each activation load between two rows
+
+// w [k, n] rows of w_stride bytes; x F32 [k, nt] (column stride x_stride floats); out F32
+// [n, nt] (column stride out_stride floats). NT >= nt is the compiled column count.
+template <DType TYPE, int NT>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    matvec_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t n, int64_t k,
+                  const float* __restrict__ x, int64_t x_stride, float* __restrict__ out,
+                  int64_t out_stride, int nt, bool x_vec) {
+    const int lane = threadIdx.x & 31;
+    const int64_t row0 =
+        (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32) * kRowsPerWarp;
+    if (row0 >= n) return;
+    const int n_rows = n - row0 < kRowsPerWarp ? static_cast<int>(n - row0) : kRowsPerWarp;
+    const uint8_t* w_row[kRowsPerWarp];
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) w_row[r] = w + (row0 + (r < n_rows ? r : 0)) * w_stride;
+
+    float acc[kRowsPerWarp][NT] = {};
+    const int64_t n_groups = (k + 7) / 8;
+#pragma unroll 2
+    for (int64_t g = lane; g < n_groups; g += 32) {
+        float wv[kRowsPerWarp][8];
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; ++r) dequant8<TYPE>(w_row[r], g, k, wv[r]);
+#pragma unroll
+        for (int c = 0; c < NT; ++c) {
+            if (c >= nt) break;
+            const float* xc = x + c * x_stride + 8 * g;
+            float xv[8];
+            if (x_vec) {  // k % 8 == 0 and 16-byte aligned columns
+                const float4 a = __ldg(reinterpret_cast<const float4*>(xc));
+                const float4 b = __ldg(reinterpret_cast<const float4*>(xc) + 1);
+                xv[0] = a.x, xv[1] = a.y, xv[2] = a.z, xv[3] = a.w;
+                xv[4] = b.x, xv[5] = b.y, xv[6] = b.z, xv[7] = b.w;
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; ++i) xv[i] = 8 * g + i < k ? __ldg(xc + i) : 0.0f;
+            }
+#pragma unroll
+            for (int r = 0; r < kRowsPerWarp; ++r) {
+#pragma unroll
+                for (int i = 0; i < 8; ++i) acc[r][c] = fmaf(wv[r][i], xv[i], acc[r][c]);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+#pragma unroll
+        for (int c = 0; c < NT; ++c) {
+            float s = acc[r][c];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xFFFFFFFFu, s, o);
+            acc[r][c] = s;
+        }
+    }
+    if (lane < n_rows * NT) {  // lane r * NT + c writes out[row0 + r, c]
+        float v = 0;
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; ++r) {
+#pragma unroll
+            for (int c = 0; c < NT; ++c) {
+                if (lane == r * NT + c) v = acc[r][c];
+            }
+        }
+        const int r = lane / NT, c = lane % NT;
+        if (c < nt) out[c * out_stride + row0 + r] = v;
+    }
+}
+
+template <DType TYPE>
+void launch_matvec(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
+    const int64_t k = w.ne[0], n = w.ne[1];
+    const int nt = static_cast<int>(x.ne[1]);
+    const bool x_vec =
+        k % 8 == 0 && x.nb[1] % 16 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
+    const unsigned grid = grid_1d(n, kWarpsPerBlock * kRowsPerWarp);
+    const auto* wp = static_cast<const uint8_t*>(w.data);
+    const float* xp = x.ptr<const float>();
+    float* op = out.ptr<float>();
+    const int64_t xs = x.nb[1] / 4, os = out.nb[1] / 4;
+    // Compiled column counts 1, 2, 4, 8: T = 3 runs the 4-column kernel with one column masked.
+    const int threads = kWarpsPerBlock * 32;
+    if (nt == 1) {
+        matvec_kernel<TYPE, 1>
+            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec);
+    } else if (nt == 2) {
+        matvec_kernel<TYPE, 2>
+            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec);
+    } else if (nt <= 4) {
+        matvec_kernel<TYPE, 4>
+            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec);
+    } else {
+        matvec_kernel<TYPE, 8>
+            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec);
+    }
+    SIFT_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void cuda_matvec_f32(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
+    SIFT_CHECK(x.ne[1] >= 1 && x.ne[1] <= kMatvecMaxCols, "matvec: {} columns", x.ne[1]);
+    check_weight_alignment(w, "matmul");
+    const bool ok = dispatch_weight_type(
+        w.type, [&](auto tag) { launch_matvec<decltype(tag)::value>(ctx, w, x, out); });
+    SIFT_CHECK(ok, "matmul: no CUDA kernel for {}", dtype_name(w.type));
+}
+
+}  // namespace sift::cuda

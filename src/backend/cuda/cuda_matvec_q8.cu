@@ -1,0 +1,270 @@
+// Decode-path matmul with int8 activations and dp4a, for Q4_K and Q6_K (the bulk of Q4_K_M
+// files): x is quantized per 32 values to int8 (scale amax / 127, as llama.cpp's q8_1), and each
+// lane dots 32 weights of one super-block with 8 dp4a (4 weights each).
+//
+// Why not the F32 kernels of cuda_matvec.cu for these two: decoding a weight exactly to F32
+// costs ~6 instructions (extract, 2^23 trick, scale, min, FMA), and at 3-4.3 TB/s an SM must
+// consume 16-33 weights per clock for Q6_K/Q4_K, which is 100-200 of its 128 lane-instructions
+// per clock: the F32 path is issue-bound below the bandwidth target on these low-bit types
+// (bench/cuda_matmul_bench.cpp shows both). Here a weight costs ~1.5 instructions. The price is
+// the activation rounding: error <= sum |w| * amax(x) / 254, ~1e-3 relative in practice (the
+// parity test derives and checks the bound).
+//
+// Layout: as the F32 kernels, a warp owns 2 rows (sharing the activation loads) and lanes walk
+// 32-weight units u = lane, lane + 32, ...; 8 units make a 256-weight super-block, so a warp
+// reads 4 consecutive super-blocks per step (Q4_K: one 16-byte load per lane).
+#include <cstdint>
+
+#include "backend/cuda/cuda_dequant.cuh"
+#include "backend/cuda/cuda_matmul.cuh"
+#include "core/check.h"
+
+namespace sift::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kRows = 2;
+
+// x F32 [k, T] -> per column: xq int8 [k], xd F32 [k / 32] (scales), xs F32 [k / 16] (sums of
+// each 16 values of x, for the Q4_K min term). One warp per 32 values.
+__global__ void quantize_x_q8_kernel(const float* __restrict__ x, int64_t x_stride, int64_t k,
+                                     int8_t* __restrict__ xq, float* __restrict__ xd,
+                                     float* __restrict__ xs) {
+    const int64_t t = blockIdx.x;
+    const int64_t blk = static_cast<int64_t>(blockIdx.y) * kWarps + threadIdx.x / 32;
+    const int lane = threadIdx.x & 31;
+    if (blk * 32 >= k) return;
+    const float v = x[t * x_stride + blk * 32 + lane];
+    float amax = fabsf(v), sum = v;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, o);  // per 16
+    const float d = amax / 127.0f;
+    const int q = amax == 0.0f ? 0 : __float2int_rn(v * (127.0f / amax));
+    xq[t * k + blk * 32 + lane] = static_cast<int8_t>(max(-127, min(127, q)));
+    if (lane == 0) xd[t * (k / 32) + blk] = d;
+    if ((lane & 15) == 0) xs[t * (k / 16) + blk * 2 + lane / 16] = sum;
+}
+
+struct Q8Acts {
+    const int8_t* q;  // [T][k]
+    const float* d;   // [T][k / 32]
+    const float* s;   // [T][k / 16]
+};
+
+template <int NT>
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_q4_K_q8_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t n, int64_t k,
+                          Q8Acts x, float* __restrict__ out, int64_t out_stride, int nt) {
+    const int lane = threadIdx.x & 31;
+    const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32) * kRows;
+    if (row0 >= n) return;
+    const int n_rows = n - row0 < kRows ? static_cast<int>(n - row0) : kRows;
+    const uint8_t* w_row[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) w_row[r] = w + (row0 + (r < n_rows ? r : 0)) * w_stride;
+
+    float acc[kRows][NT] = {};
+    const int64_t n_units = k / 32;
+#pragma unroll 2
+    for (int64_t u = lane; u < n_units; u += 32) {
+        const int64_t blk = u >> 3;
+        const int c = static_cast<int>(u >> 1) & 3, h = static_cast<int>(u) & 1;
+        // This unit: elements 64c + 16h + [0, 16) (sub-block 2c, low nibbles) and the same + 32
+        // (sub-block 2c + 1, high nibbles) of super-block blk.
+        const int64_t e_lo = blk * 256 + 64 * c + 16 * h;
+        uint4 q[kRows];
+        uint32_t dd[kRows];
+        int sc[kRows][2], mn[kRows][2];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+            const uint8_t* b = w_row[r] + blk * 144;
+            q[r] = *reinterpret_cast<const uint4*>(b + 16 + 32 * c + 16 * h);
+            dd[r] = *reinterpret_cast<const uint32_t*>(b);
+            dq_kscale(b + 4, 2 * c, &sc[r][0], &mn[r][0]);
+            dq_kscale(b + 4, 2 * c + 1, &sc[r][1], &mn[r][1]);
+        }
+#pragma unroll
+        for (int col = 0; col < NT; ++col) {
+            if (col >= nt) break;
+            const int4 xlo = *reinterpret_cast<const int4*>(x.q + col * k + e_lo);
+            const int4 xhi = *reinterpret_cast<const int4*>(x.q + col * k + e_lo + 32);
+            const float dlo = x.d[col * (k / 32) + blk * 8 + 2 * c];
+            const float dhi = x.d[col * (k / 32) + blk * 8 + 2 * c + 1];
+            const float slo = x.s[col * (k / 16) + e_lo / 16];
+            const float shi = x.s[col * (k / 16) + e_lo / 16 + 2];
+#pragma unroll
+            for (int r = 0; r < kRows; ++r) {
+                const uint32_t qw[4] = {q[r].x, q[r].y, q[r].z, q[r].w};
+                const int xl[4] = {xlo.x, xlo.y, xlo.z, xlo.w};
+                const int xh[4] = {xhi.x, xhi.y, xhi.z, xhi.w};
+                int lo = 0, hi = 0;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    lo = __dp4a(static_cast<int>(qw[j] & 0x0F0F0F0Fu), xl[j], lo);
+                    hi = __dp4a(static_cast<int>((qw[j] >> 4) & 0x0F0F0F0Fu), xh[j], hi);
+                }
+                const float d = dq_half(static_cast<uint16_t>(dd[r] & 0xFFFF));
+                const float dmin = dq_half(static_cast<uint16_t>(dd[r] >> 16));
+                const float dot = sc[r][0] * dlo * static_cast<float>(lo) +
+                                  sc[r][1] * dhi * static_cast<float>(hi);
+                const float mins = mn[r][0] * slo + mn[r][1] * shi;
+                acc[r][col] += d * dot - dmin * mins;
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+        for (int col = 0; col < NT; ++col) {
+            float s = acc[r][col];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xFFFFFFFFu, s, o);
+            if (lane == 0 && r < n_rows && col < nt) out[col * out_stride + row0 + r] = s;
+        }
+    }
+}
+
+template <int NT>
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_q6_K_q8_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t n, int64_t k,
+                          Q8Acts x, float* __restrict__ out, int64_t out_stride, int nt) {
+    const int lane = threadIdx.x & 31;
+    const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32) * kRows;
+    if (row0 >= n) return;
+    const int n_rows = n - row0 < kRows ? static_cast<int>(n - row0) : kRows;
+    const uint8_t* w_row[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) w_row[r] = w + (row0 + (r < n_rows ? r : 0)) * w_stride;
+
+    float acc[kRows][NT] = {};
+    const int64_t n_units = k / 32;
+#pragma unroll 2
+    for (int64_t u = lane; u < n_units; u += 32) {
+        const int64_t blk = u >> 3;
+        const int c = static_cast<int>(u >> 2) & 1, l0 = 8 * (static_cast<int>(u) & 3);
+        // This unit: l in [l0, l0 + 8) of 128-chunk c, all four quarters qq (elements
+        // 128c + 32qq + l), each with scale 8c + 2qq + l0 / 16.
+        uint2 lo[kRows], hi[kRows], hb[kRows];
+        float ds[kRows][4];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+            const uint8_t* b = w_row[r] + blk * 210;
+            lo[r] = dq_u64_a2(b + 64 * c + l0);
+            hi[r] = dq_u64_a2(b + 64 * c + 32 + l0);
+            hb[r] = dq_u64_a2(b + 128 + 32 * c + l0);
+            const float d = dq_half(dq_u16(b + 208));
+#pragma unroll
+            for (int qq = 0; qq < 4; ++qq) {
+                ds[r][qq] =
+                    d * static_cast<float>(static_cast<int8_t>(b[192 + 8 * c + 2 * qq + l0 / 16]));
+            }
+        }
+#pragma unroll
+        for (int col = 0; col < NT; ++col) {
+            if (col >= nt) break;
+            int2 xw[4];
+            float xdq[4];
+            const int64_t e0 = blk * 256 + 128 * c + l0;
+#pragma unroll
+            for (int qq = 0; qq < 4; ++qq) {
+                xw[qq] = *reinterpret_cast<const int2*>(x.q + col * k + e0 + 32 * qq);
+                xdq[qq] = x.d[col * (k / 32) + blk * 8 + 4 * c + qq];
+            }
+#pragma unroll
+            for (int r = 0; r < kRows; ++r) {
+                int sum[4] = {0, 0, 0, 0};
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    const uint32_t l = j ? lo[r].y : lo[r].x;
+                    const uint32_t hh = j ? hi[r].y : hi[r].x;
+                    const uint32_t qh = j ? hb[r].y : hb[r].x;
+                    const uint32_t q0 = (l & 0x0F0F0F0Fu) | ((qh << 4) & 0x30303030u);
+                    const uint32_t q1 = (hh & 0x0F0F0F0Fu) | ((qh << 2) & 0x30303030u);
+                    const uint32_t q2 = ((l >> 4) & 0x0F0F0F0Fu) | (qh & 0x30303030u);
+                    const uint32_t q3 = ((hh >> 4) & 0x0F0F0F0Fu) | ((qh >> 2) & 0x30303030u);
+                    // q - 32 per byte (wrapping): signed weights in [-32, 31].
+                    sum[0] = __dp4a(static_cast<int>(__vsub4(q0, 0x20202020u)),
+                                    j ? xw[0].y : xw[0].x, sum[0]);
+                    sum[1] = __dp4a(static_cast<int>(__vsub4(q1, 0x20202020u)),
+                                    j ? xw[1].y : xw[1].x, sum[1]);
+                    sum[2] = __dp4a(static_cast<int>(__vsub4(q2, 0x20202020u)),
+                                    j ? xw[2].y : xw[2].x, sum[2]);
+                    sum[3] = __dp4a(static_cast<int>(__vsub4(q3, 0x20202020u)),
+                                    j ? xw[3].y : xw[3].x, sum[3]);
+                }
+                float a = 0;
+#pragma unroll
+                for (int qq = 0; qq < 4; ++qq)
+                    a += ds[r][qq] * xdq[qq] * static_cast<float>(sum[qq]);
+                acc[r][col] += a;
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+        for (int col = 0; col < NT; ++col) {
+            float s = acc[r][col];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xFFFFFFFFu, s, o);
+            if (lane == 0 && r < n_rows && col < nt) out[col * out_stride + row0 + r] = s;
+        }
+    }
+}
+
+template <int NT>
+void launch_q8(CudaContext& ctx, const Tensor& w, Q8Acts xa, Tensor out, int nt) {
+    const int64_t k = w.ne[0], n = w.ne[1];
+    const unsigned grid = grid_1d(n, kWarps * kRows);
+    const auto* wp = static_cast<const uint8_t*>(w.data);
+    if (w.type == DType::Q4_K) {
+        matvec_q4_K_q8_kernel<NT><<<grid, kWarps * 32, 0, ctx.stream>>>(
+            wp, w.nb[1], n, k, xa, out.ptr<float>(), out.nb[1] / 4, nt);
+    } else {
+        matvec_q6_K_q8_kernel<NT><<<grid, kWarps * 32, 0, ctx.stream>>>(
+            wp, w.nb[1], n, k, xa, out.ptr<float>(), out.nb[1] / 4, nt);
+    }
+    SIFT_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+bool matvec_q8_supported(const Tensor& w) {
+    if (w.type == DType::Q4_K) {  // one 16-byte load per lane needs 16-byte aligned rows
+        return reinterpret_cast<uintptr_t>(w.data) % 16 == 0 && w.nb[1] % 16 == 0;
+    }
+    return w.type == DType::Q6_K;
+}
+
+void cuda_matvec_q8(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
+    SIFT_CHECK(matvec_q8_supported(w), "matvec_q8: {} rows unsupported", dtype_name(w.type));
+    check_weight_alignment(w, "matmul");
+    const int64_t k = w.ne[0];
+    const int nt = static_cast<int>(x.ne[1]);
+    SIFT_CHECK(nt >= 1 && nt <= kMatvecMaxCols && k % 256 == 0, "matvec_q8: shape");
+    // Scratch: xq [T][k] int8, xd [T][k/32], xs [T][k/16]; each part 256-byte aligned.
+    const size_t q_bytes = (static_cast<size_t>(nt * k) + 255) / 256 * 256;
+    const size_t d_bytes = (static_cast<size_t>(nt * k / 32) * 4 + 255) / 256 * 256;
+    const size_t s_bytes = static_cast<size_t>(nt * k / 16) * 4;
+    auto* base = static_cast<uint8_t*>(ctx.scratch_b.get(q_bytes + d_bytes + s_bytes));
+    Q8Acts xa{reinterpret_cast<int8_t*>(base), reinterpret_cast<float*>(base + q_bytes),
+              reinterpret_cast<float*>(base + q_bytes + d_bytes)};
+    quantize_x_q8_kernel<<<dim3(static_cast<unsigned>(nt), grid_1d(k / 32, kWarps)), kWarps * 32, 0,
+                           ctx.stream>>>(x.ptr<const float>(), x.nb[1] / 4, k,
+                                         const_cast<int8_t*>(xa.q), const_cast<float*>(xa.d),
+                                         const_cast<float*>(xa.s));
+    SIFT_CUDA_LAUNCH_CHECK();
+    if (nt == 1) {
+        launch_q8<1>(ctx, w, xa, out, nt);
+    } else if (nt == 2) {
+        launch_q8<2>(ctx, w, xa, out, nt);
+    } else if (nt <= 4) {
+        launch_q8<4>(ctx, w, xa, out, nt);
+    } else {
+        launch_q8<8>(ctx, w, xa, out, nt);
+    }
+}
+
+}  // namespace sift::cuda

@@ -1,0 +1,260 @@
+// Parity of cuda_matmul and cuda_get_rows with the exact CPU backend, for every weight type.
+//
+// Error bounds are derived per case from the data (not tuned): with S = max over outputs of
+// sum_i |w_i x_i| (the sum of absolute products), u = 2^-24 the F32 unit roundoff and k the dot
+// length,
+//  - F32 paths (matvec kernels, SGEMM): both sides accumulate k products in F32 in different
+//    orders, so |got - ref| <= 2 * gamma_k * S ~= 2 k u S (Higham, the classic dot-product bound).
+//  - int8-activation matvec (Q4_K/Q6_K): x is rounded to int8 per 32 values with scale
+//    amax / 127, so each x_i moves by at most amax / 254: the dot moves by at most
+//    sum |w_i| * amax(x column) / 254, plus the F32 bound above.
+//  - bf16 GEMM: each input is rounded to bf16 (relative 2^-9 each), so each product is off by at
+//    most (2^-8 + 2^-18) relative, plus the F32 accumulation: (2^-8 + 2^-18 + 2 k u) S.
+// Each is divided by max |ref| to compare with max_rel_error. Typical errors are far below these
+// worst cases (random signs); the largest seen per type and path is printed.
+// get_rows must be bit-identical to the CPU dequantizers.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/cuda/cuda_matmul.cuh"
+#include "backend/cuda/cuda_ops.h"
+#include "tests/backend/backend_test_util.h"
+#include "tests/cuda/cuda_test_util.h"
+
+namespace sift {
+namespace {
+
+using cuda::kMatvecMaxCols;
+using test::TypedMatrix;
+
+constexpr double kU = 1.0 / (1 << 24);
+
+bool is_float_type(DType t) {
+    return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
+
+// Row lengths to test: one block and several blocks (plus an odd width for the float types).
+std::vector<int64_t> test_widths(DType t) {
+    const int64_t b = dtype_traits(t).block_size;
+    if (b == 1) return {1, 7, 64, 264};
+    return {b, 3 * b};
+}
+
+std::string case_name(DType t, int64_t n, int64_t k, int64_t nt, int64_t pad) {
+    return std::string(dtype_name(t)) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+           " T=" + std::to_string(nt) + " pad=" + std::to_string(pad);
+}
+
+struct MaxErr {
+    double err = 0, bound = 0;
+};
+
+class CudaMatmulParity : public ::testing::TestWithParam<DType> {};
+
+TEST_P(CudaMatmulParity, MatchesExactCpu) {
+    SIFT_REQUIRE_CUDA();
+    const DType type = GetParam();
+    std::map<std::string, MaxErr> worst;  // per path
+    uint64_t seed = 1;
+    for (int64_t k : test_widths(type)) {
+        for (int64_t n : {1, 7, 33}) {
+            for (int64_t nt : {1, 2, 5, 8, 9, 64, 300}) {
+                for (int64_t pad : {0, 1}) {
+                    if (pad && n != 7) continue;  // padded strides: one row count is enough
+                    const std::string name = case_name(type, n, k, nt, pad);
+                    SCOPED_TRACE(name);
+                    // Padding: 16 bytes between weight rows (keeps every type's alignment), 4
+                    // floats between x columns, 3 between out columns.
+                    TypedMatrix w(type, k, n, seed++, pad ? 16 : 0);
+                    const int64_t xs = k + (pad ? 4 : 0), os = n + (pad ? 3 : 0);
+                    std::vector<float> x = test::random_normal(xs * nt, seed++);
+                    Tensor w_host = w.tensor();
+                    Tensor x_host = Tensor::view(x.data(), DType::F32, {xs, nt});
+                    x_host.ne[0] = k;
+                    std::vector<float> ref_buf(os * nt, 0.0f);
+                    Tensor ref_t = Tensor::view(ref_buf.data(), DType::F32, {os, nt});
+                    ref_t.ne[0] = n;
+                    test::cpu_reference().matmul(w_host, x_host, ref_t);
+
+                    test::DeviceTensor wd(DType::I8, {static_cast<int64_t>(w.bytes.size())});
+                    wd.upload(w.bytes.data());
+                    test::DeviceTensor xd(DType::F32, {xs, nt});
+                    xd.upload(x.data());
+                    test::DeviceTensor od(DType::F32, {os, nt});
+                    Tensor w_dev = w_host;
+                    w_dev.data = wd.t().data;
+                    w_dev.device = Device::DEVICE_CUDA;
+                    Tensor x_dev = xd.t();
+                    x_dev.ne[0] = k;
+                    Tensor o_dev = od.t();
+                    o_dev.ne[0] = n;
+
+                    std::vector<float> ref;
+                    double s_max = 0;   // max over outputs of sum |w x|
+                    double q8_max = 0;  // max over outputs of sum |w| * amax(x column) / 254
+                    for (int64_t t = 0; t < nt; ++t) {
+                        double amax = 0;
+                        for (int64_t i = 0; i < k; ++i) {
+                            amax = std::max(amax, std::fabs(double(x[t * xs + i])));
+                        }
+                        for (int64_t r = 0; r < n; ++r) {
+                            ref.push_back(ref_buf[t * os + r]);
+                            double s = 0, sw = 0;
+                            for (int64_t i = 0; i < k; ++i) {
+                                const double wi = std::fabs(double(w.values[r * k + i]));
+                                s += wi * std::fabs(double(x[t * xs + i]));
+                                sw += wi;
+                            }
+                            s_max = std::max(s_max, s);
+                            q8_max = std::max(q8_max, sw * amax / 254);
+                        }
+                    }
+                    double max_ref = 0;
+                    for (float v : ref) max_ref = std::max(max_ref, std::fabs(double(v)));
+                    max_ref = std::max(max_ref, 1e-30);
+
+                    // (path, absolute bound): the paths cuda_matmul may take for this T, each
+                    // run directly, then cuda_matmul itself (whichever it picks).
+                    std::vector<std::pair<std::string, double>> paths;
+                    const double f32_abs = 2.0 * k * kU * s_max;
+                    if (nt <= kMatvecMaxCols) {
+                        paths.emplace_back("matvec-f32", f32_abs);
+                        if (cuda::matvec_q8_supported(w_dev)) {
+                            paths.emplace_back("matvec-q8", q8_max + f32_abs);
+                        }
+                    } else if (type == DType::F32) {
+                        paths.emplace_back("sgemm-f32", f32_abs);
+                    } else {
+                        paths.emplace_back("gemm-bf16",
+                                           (1.0 / 256 + 1.0 / (1 << 18)) * s_max + f32_abs);
+                    }
+                    double widest = 0;
+                    for (const auto& p : paths) widest = std::max(widest, p.second);
+                    paths.emplace_back("cuda_matmul", widest);
+                    for (const auto& [path, abs_bound] : paths) {
+                        SCOPED_TRACE(path);
+                        od.poison();
+                        if (path == "matvec-f32") {
+                            cuda::cuda_matvec_f32(ctx, w_dev, x_dev, o_dev);
+                        } else if (path == "matvec-q8") {
+                            cuda::cuda_matvec_q8(ctx, w_dev, x_dev, o_dev);
+                        } else {
+                            cuda::cuda_matmul(ctx, w_dev, x_dev, o_dev);
+                        }
+                        const std::vector<float> got_buf = od.download<float>();
+                        std::vector<float> got;
+                        for (int64_t t = 0; t < nt; ++t) {
+                            for (int64_t r = 0; r < n; ++r) got.push_back(got_buf[t * os + r]);
+                        }
+                        const double bound = abs_bound / max_ref;
+                        const double err = test::max_rel_error(got, ref);
+                        EXPECT_LE(err, bound);
+                        // And the typical size (random signs): F32 paths ~1e-6, bf16/int8 ~1e-3.
+                        const bool f32 = path == "matvec-f32" || path == "sgemm-f32" ||
+                                         (path == "cuda_matmul" && widest == f32_abs);
+                        EXPECT_LE(err, f32 ? 1e-5 : 1e-2);
+                        MaxErr& m = worst[path];
+                        m.err = std::max(m.err, err);
+                        m.bound = std::max(m.bound, bound);
+                    }
+                }
+            }
+        }
+    }
+    for (const auto& [path, m] : worst) {
+        std::printf("[ matmul   ] %-5s %-10s max rel err %.3g (largest bound %.3g)\n",
+                    std::string(dtype_name(type)).c_str(), path.c_str(), m.err, m.bound);
+    }
+}
+
+class CudaGetRowsParity : public ::testing::TestWithParam<DType> {};
+
+TEST_P(CudaGetRowsParity, BitIdenticalToCpu) {
+    SIFT_REQUIRE_CUDA();
+    const DType type = GetParam();
+    uint64_t seed = 100;
+    for (int64_t width : test_widths(type)) {
+        for (int64_t pad : {0, 1}) {
+            SCOPED_TRACE(case_name(type, 33, width, 6, pad));
+            TypedMatrix table(type, width, 33, seed++, pad ? 16 : 0);
+            const std::vector<int32_t> ids = {5, 0, 32, 5, 17, 31};
+            const int64_t n = static_cast<int64_t>(ids.size());
+            const int64_t os = width + (pad ? 3 : 0);
+            std::vector<float> ref_buf(os * n, 0.0f);
+            Tensor ref_t = Tensor::view(ref_buf.data(), DType::F32, {os, n});
+            ref_t.ne[0] = width;
+            Tensor ids_host = Tensor::view(const_cast<int32_t*>(ids.data()), DType::I32, {n});
+            test::cpu_reference().get_rows(table.tensor(), ids_host, ref_t);
+
+            test::DeviceTensor td(DType::I8, {static_cast<int64_t>(table.bytes.size())});
+            td.upload(table.bytes.data());
+            test::DeviceTensor idd(DType::I32, {n});
+            idd.upload(ids.data());
+            test::DeviceTensor od(DType::F32, {os, n});
+            od.poison();
+            Tensor t_dev = table.tensor();
+            t_dev.data = td.t().data;
+            t_dev.device = Device::DEVICE_CUDA;
+            Tensor o_dev = od.t();
+            o_dev.ne[0] = width;
+            cuda::cuda_get_rows(ctx, t_dev, idd.t(), o_dev);
+            const std::vector<float> got = od.download<float>();
+            int64_t mismatches = 0;
+            for (int64_t t = 0; t < n; ++t) {
+                EXPECT_EQ(0, std::memcmp(&got[t * os], &ref_buf[t * os], width * sizeof(float)));
+                for (int64_t i = 0; i < width; ++i) {
+                    const float want = table.values[ids[t] * width + i];
+                    mismatches += std::memcmp(&got[t * os + i], &want, sizeof(float)) != 0;
+                }
+            }
+            EXPECT_EQ(mismatches, 0);
+        }
+    }
+}
+
+// Values from a wide range of F16/BF16 bits (subnormals, large magnitudes): get_rows must pass
+// every bit pattern through exactly.
+TEST(CudaGetRowsBits, HalfBitPatternsExact) {
+    SIFT_REQUIRE_CUDA();
+    for (DType type : {DType::F16, DType::BF16}) {
+        const int64_t width = 1024, rows = 64;  // every 16-bit pattern once
+        std::vector<uint16_t> bits(width * rows);
+        for (size_t i = 0; i < bits.size(); ++i) bits[i] = static_cast<uint16_t>(i);
+        std::vector<int32_t> ids(rows);
+        for (int32_t i = 0; i < rows; ++i) ids[i] = i;
+        std::vector<float> ref(width * rows);
+        test::cpu_reference().get_rows(Tensor::view(bits.data(), type, {width, rows}),
+                                       Tensor::view(ids.data(), DType::I32, {rows}),
+                                       Tensor::view(ref.data(), DType::F32, {width, rows}));
+        test::DeviceTensor td(type, {width, rows});
+        td.upload(bits.data());
+        test::DeviceTensor idd(DType::I32, {rows});
+        idd.upload(ids.data());
+        test::DeviceTensor od(DType::F32, {width, rows});
+        od.poison();
+        cuda::cuda_get_rows(ctx, td.t(), idd.t(), od.t());
+        const std::vector<float> got = od.download<float>();
+        EXPECT_EQ(0, std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)))
+            << dtype_name(type);
+    }
+}
+
+std::string type_param_name(const ::testing::TestParamInfo<DType>& info) {
+    return std::string(dtype_name(info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, CudaMatmulParity, ::testing::ValuesIn(test::kComputableTypes),
+                         type_param_name);
+INSTANTIATE_TEST_SUITE_P(AllTypes, CudaGetRowsParity, ::testing::ValuesIn(test::kComputableTypes),
+                         type_param_name);
+
+}  // namespace
+}  // namespace sift
