@@ -153,7 +153,9 @@ Tensor device_f32(DeviceBuffer& b, int64_t rows, int64_t cols) {
     return Tensor::view(b.ptr, DType::F32, {rows, cols}, sift::Device::DEVICE_CUDA);
 }
 
-void BM_Matvec(benchmark::State& state, DType type, int64_t k, int64_t n, int64_t nt) {
+// f32_path: the exact F32 kernels even where cuda_matmul would pick the int8 (dp4a) ones.
+void BM_Matvec(benchmark::State& state, DType type, int64_t k, int64_t n, int64_t nt,
+               bool f32_path) {
     CudaContext& ctx = bench_ctx();
     const double ceiling = copy_gbs();
     RotatedWeights w(type, k, n);
@@ -165,7 +167,13 @@ void BM_Matvec(benchmark::State& state, DType type, int64_t k, int64_t n, int64_
     for (float& v : xh) v = normal(rng);
     SIFT_CUDA_CHECK(cudaMemcpy(xb.ptr, xh.data(), xh.size() * 4, cudaMemcpyHostToDevice));
     const Tensor x = device_f32(xb, k, nt), out = device_f32(ob, n, nt);
-    time_launches(state, 20, [&](int i) { sift::cuda::cuda_matmul(ctx, w.get(i), x, out); });
+    time_launches(state, 20, [&](int i) {
+        if (f32_path) {
+            sift::cuda::cuda_matvec_f32(ctx, w.get(i), x, out);
+        } else {
+            sift::cuda::cuda_matmul(ctx, w.get(i), x, out);
+        }
+    });
     const double bytes = static_cast<double>(w.copies[0].n_bytes());
     state.counters["GBps"] =
         benchmark::Counter(bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
@@ -243,14 +251,20 @@ void register_all() {
                 }
                 const std::string name =
                     "Matvec/" + type_name(t) + "/" + s.name + "/T=" + std::to_string(nt);
-                benchmark::RegisterBenchmark(name.c_str(), BM_Matvec, t, s.k, s.n, nt)
+                benchmark::RegisterBenchmark(name.c_str(), BM_Matvec, t, s.k, s.n, nt, false)
                     ->UseManualTime()
                     ->MinTime(0.05);
+                if (t == DType::Q4_K || t == DType::Q6_K) {
+                    benchmark::RegisterBenchmark((name + "/f32_kernel").c_str(), BM_Matvec, t, s.k,
+                                                 s.n, nt, true)
+                        ->UseManualTime()
+                        ->MinTime(0.05);
+                }
             }
         }
     }
     benchmark::RegisterBenchmark("Matvec/q6_k/output_4096x151936/T=1", BM_Matvec, DType::Q6_K,
-                                 int64_t{4096}, int64_t{151936}, int64_t{1})
+                                 int64_t{4096}, int64_t{151936}, int64_t{1}, false)
         ->UseManualTime()
         ->MinTime(0.05);
     for (DType t : {DType::Q4_K, DType::Q6_K, DType::F16}) {

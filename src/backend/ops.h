@@ -88,6 +88,16 @@ class Backend {
     // Softmax attention with GQA (n_head a multiple of n_head_kv); out F32 [head_dim, n_head, T].
     virtual void attention(const AttentionInputs& in, const AttentionParams& params,
                            Tensor out) = 0;
+    // Speculative prefill's importance probe (ALGORITHMS.md 1.2): the attention probabilities of
+    // a few query tokens over the cache, reduced by max over heads into a running maximum:
+    //   p[t][h][c] = softmax over the cells c visible to t of softcap(scale * q[t,h].k[c,h/group])
+    //   probs_max[c - cell_begin, t] = max(probs_max[c - cell_begin, t], max over h of p[t][h][c])
+    // probs_max F32 [cell_end - cell_begin, n_q] (rows may be strided); entries of cells a query
+    // cannot see are left as they are. Visibility, GQA and q/k/cell inputs as in attention (v is
+    // not read). unrope: when set, each key row is first rotated back by -cell_pos, so with
+    // queries taken before RoPE the scores are position-free (the NoPE variant).
+    virtual void attention_probe(const AttentionInputs& in, const AttentionParams& params,
+                                 const RopeParams* unrope, Tensor probs_max) = 0;
     // out[t] = argmax over x[:, t]: x F32 [n, T], out I32 [T] (lowest index wins ties).
     virtual void argmax(const Tensor& x, Tensor out) = 0;
 };

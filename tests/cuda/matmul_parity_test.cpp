@@ -157,10 +157,15 @@ TEST_P(CudaMatmulParity, MatchesExactCpu) {
                         const double bound = abs_bound / max_ref;
                         const double err = test::max_rel_error(got, ref);
                         EXPECT_LE(err, bound);
-                        // And the typical size (random signs): F32 paths ~1e-6, bf16/int8 ~1e-3.
+                        // And the typical size (random signs): F32 paths ~1e-6, bf16 ~1e-3, int8
+                        // activations ~1e-2 (K-quant weights before the min offset are all
+                        // non-negative, so the rounding of x cancels less than for centered ones).
                         const bool f32 = path == "matvec-f32" || path == "sgemm-f32" ||
                                          (path == "cuda_matmul" && widest == f32_abs);
-                        EXPECT_LE(err, f32 ? 1e-5 : 1e-2);
+                        const bool q8 = path == "matvec-q8" ||
+                                        (path == "cuda_matmul" &&
+                                         cuda::matvec_q8_supported(w_dev) && nt <= kMatvecMaxCols);
+                        EXPECT_LE(err, f32 ? 1e-5 : q8 ? 5e-2 : 1e-2);
                         MaxErr& m = worst[path];
                         m.err = std::max(m.err, err);
                         m.bound = std::max(m.bound, bound);

@@ -131,6 +131,10 @@ class CpuBackend final : public Backend {
     void attention(const AttentionInputs& in, const AttentionParams& params, Tensor out) override {
         cpu::cpu_attention(ctx_, in, params, out);
     }
+    void attention_probe(const AttentionInputs& in, const AttentionParams& params,
+                         const RopeParams* unrope, Tensor probs_max) override {
+        cpu::cpu_attention_probe(ctx_, in, params, unrope, probs_max);
+    }
     void argmax(const Tensor& x, Tensor out) override { cpu::cpu_argmax(ctx_, x, out); }
 
   private:

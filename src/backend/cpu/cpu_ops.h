@@ -16,6 +16,11 @@ void cpu_matmul(CpuContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
 void cpu_attention(CpuContext& ctx, const AttentionInputs& in, const AttentionParams& params,
                    Tensor out);
 
+// cpu_attention_probe.cpp: q F32 [head_dim, n_head, n_q] -> running max probs_max F32
+// [cell_end - cell_begin, n_q] (ops.h attention_probe).
+void cpu_attention_probe(CpuContext& ctx, const AttentionInputs& in, const AttentionParams& params,
+                         const RopeParams* unrope, Tensor probs_max);
+
 // cpu_elementwise.cpp (shapes as in ops.h)
 // table [width, n_rows] any computable type, ids I32 [n] -> out F32 [width, n].
 void cpu_get_rows(CpuContext& ctx, const Tensor& table, const Tensor& ids, Tensor out);

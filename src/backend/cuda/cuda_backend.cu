@@ -112,6 +112,10 @@ class CudaBackend final : public Backend {
     void attention(const AttentionInputs& in, const AttentionParams& params, Tensor out) override {
         cuda::cuda_attention(*ctx_, in, params, out);
     }
+    void attention_probe(const AttentionInputs& in, const AttentionParams& params,
+                         const RopeParams* unrope, Tensor probs_max) override {
+        cuda::cuda_attention_probe(*ctx_, in, params, unrope, probs_max);
+    }
     void argmax(const Tensor& x, Tensor out) override { cuda::cuda_argmax(*ctx_, x, out); }
 
   private:

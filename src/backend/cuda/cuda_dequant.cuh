@@ -225,14 +225,16 @@ SIFT_QUANT_TRAITS(Q5_K, 256, 176, dequant8_q5_K)
 SIFT_QUANT_TRAITS(Q6_K, 256, 210, dequant8_q6_K)
 #undef SIFT_QUANT_TRAITS
 
-// Elements [8g, 8g + 8) of a row of k elements (zeros past k for the float types).
-template <DType TYPE>
+// Elements [8g, 8g + 8) of a row of k elements (zeros past k for the float types). kVec: the
+// caller guarantees 8g + 8 <= k and a 16-byte aligned row, so float types load 16 bytes at a time
+// without a per-group check (no branch: the loads of several groups can be issued together).
+template <DType TYPE, bool kVec = false>
 __device__ __forceinline__ void dequant8(const uint8_t* row, int64_t g, int64_t k, float* v) {
     if constexpr (TYPE == DType::F32 || TYPE == DType::F16 || TYPE == DType::BF16) {
         const int64_t e0 = 8 * g;
         constexpr int kSize = TYPE == DType::F32 ? 4 : 2;
         const uint8_t* p = row + e0 * kSize;
-        if (e0 + 8 <= k && (reinterpret_cast<uintptr_t>(p) & 15) == 0) {
+        if (kVec || (e0 + 8 <= k && (reinterpret_cast<uintptr_t>(p) & 15) == 0)) {
             if constexpr (TYPE == DType::F32) {
                 const float4 a = reinterpret_cast<const float4*>(p)[0];
                 const float4 b = reinterpret_cast<const float4*>(p)[1];

@@ -24,13 +24,78 @@ namespace {
 constexpr int kWarpsPerBlock = 4;
 constexpr int kRowsPerWarp = 2;  // shares each activation load between two rows
 
+// Groups of 8 a lane decodes per step: the weight loads of a step are issued together before any
+// is used, so each lane keeps ~32-64 bytes in flight (what the 4+ TB/s of HBM needs with the
+// warps an SM holds); F32 groups are 32 bytes already.
+template <DType TYPE>
+constexpr int groups_per_step() {
+    return TYPE == DType::F32 ? 1 : (TYPE == DType::F16 || TYPE == DType::BF16) ? 2 : 4;
+}
+
+template <int NT>
+__device__ __forceinline__ void matvec_fma(const float* __restrict__ x, int64_t x_stride, int64_t k,
+                                           int64_t g, int nt, bool x_vec,
+                                           const float (&wv)[kRowsPerWarp][8],
+                                           float (&acc)[kRowsPerWarp][NT]) {
+#pragma unroll
+    for (int c = 0; c < NT; ++c) {
+        if (c >= nt) break;
+        const float* xc = x + c * x_stride + 8 * g;
+        float xv[8];
+        if (x_vec) {  // k % 8 == 0 and 16-byte aligned columns
+            const float4 a = __ldg(reinterpret_cast<const float4*>(xc));
+            const float4 b = __ldg(reinterpret_cast<const float4*>(xc) + 1);
+            xv[0] = a.x, xv[1] = a.y, xv[2] = a.z, xv[3] = a.w;
+            xv[4] = b.x, xv[5] = b.y, xv[6] = b.z, xv[7] = b.w;
+        } else {
+#pragma unroll
+            for (int i = 0; i < 8; ++i) xv[i] = 8 * g + i < k ? __ldg(xc + i) : 0.0f;
+        }
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; ++r) {
+#pragma unroll
+            for (int i = 0; i < 8; ++i) acc[r][c] = fmaf(wv[r][i], xv[i], acc[r][c]);
+        }
+    }
+}
+
+// The lane's partial sums over groups g = lane, lane + 32, ... of its warp's rows.
+template <DType TYPE, bool kVec, int NT>
+__device__ __forceinline__ void matvec_rows(const uint8_t* const (&w_row)[kRowsPerWarp], int64_t k,
+                                            const float* __restrict__ x, int64_t x_stride, int nt,
+                                            bool x_vec, int lane, float (&acc)[kRowsPerWarp][NT]) {
+    constexpr int U = groups_per_step<TYPE>();
+    const int64_t n_groups = (k + 7) / 8;
+    int64_t g = lane;
+    for (; g + 32 * (U - 1) < n_groups; g += 32 * U) {
+        float wv[U][kRowsPerWarp][8];
+#pragma unroll
+        for (int j = 0; j < U; ++j) {
+#pragma unroll
+            for (int r = 0; r < kRowsPerWarp; ++r) {
+                dequant8<TYPE, kVec>(w_row[r], g + 32 * j, k, wv[j][r]);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < U; ++j)
+            matvec_fma<NT>(x, x_stride, k, g + 32 * j, nt, x_vec, wv[j], acc);
+    }
+    for (; g < n_groups; g += 32) {
+        float wv[kRowsPerWarp][8];
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; ++r) dequant8<TYPE>(w_row[r], g, k, wv[r]);
+        matvec_fma<NT>(x, x_stride, k, g, nt, x_vec, wv, acc);
+    }
+}
+
 // w [k, n] rows of w_stride bytes; x F32 [k, nt] (column stride x_stride floats); out F32
-// [n, nt] (column stride out_stride floats). NT >= nt is the compiled column count.
+// [n, nt] (column stride out_stride floats). NT >= nt is the compiled column count. w_vec: float
+// weights with 16-byte aligned rows and k % 8 == 0.
 template <DType TYPE, int NT>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     matvec_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t n, int64_t k,
                   const float* __restrict__ x, int64_t x_stride, float* __restrict__ out,
-                  int64_t out_stride, int nt, bool x_vec) {
+                  int64_t out_stride, int nt, bool x_vec, bool w_vec) {
     const int lane = threadIdx.x & 31;
     const int64_t row0 =
         (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32) * kRowsPerWarp;
@@ -41,32 +106,15 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     for (int r = 0; r < kRowsPerWarp; ++r) w_row[r] = w + (row0 + (r < n_rows ? r : 0)) * w_stride;
 
     float acc[kRowsPerWarp][NT] = {};
-    const int64_t n_groups = (k + 7) / 8;
-#pragma unroll 2
-    for (int64_t g = lane; g < n_groups; g += 32) {
-        float wv[kRowsPerWarp][8];
-#pragma unroll
-        for (int r = 0; r < kRowsPerWarp; ++r) dequant8<TYPE>(w_row[r], g, k, wv[r]);
-#pragma unroll
-        for (int c = 0; c < NT; ++c) {
-            if (c >= nt) break;
-            const float* xc = x + c * x_stride + 8 * g;
-            float xv[8];
-            if (x_vec) {  // k % 8 == 0 and 16-byte aligned columns
-                const float4 a = __ldg(reinterpret_cast<const float4*>(xc));
-                const float4 b = __ldg(reinterpret_cast<const float4*>(xc) + 1);
-                xv[0] = a.x, xv[1] = a.y, xv[2] = a.z, xv[3] = a.w;
-                xv[4] = b.x, xv[5] = b.y, xv[6] = b.z, xv[7] = b.w;
-            } else {
-#pragma unroll
-                for (int i = 0; i < 8; ++i) xv[i] = 8 * g + i < k ? __ldg(xc + i) : 0.0f;
-            }
-#pragma unroll
-            for (int r = 0; r < kRowsPerWarp; ++r) {
-#pragma unroll
-                for (int i = 0; i < 8; ++i) acc[r][c] = fmaf(wv[r][i], xv[i], acc[r][c]);
-            }
+    constexpr bool kFloat = TYPE == DType::F32 || TYPE == DType::F16 || TYPE == DType::BF16;
+    if constexpr (kFloat) {
+        if (w_vec) {
+            matvec_rows<TYPE, true, NT>(w_row, k, x, x_stride, nt, x_vec, lane, acc);
+        } else {
+            matvec_rows<TYPE, false, NT>(w_row, k, x, x_stride, nt, x_vec, lane, acc);
         }
+    } else {
+        matvec_rows<TYPE, false, NT>(w_row, k, x, x_stride, nt, x_vec, lane, acc);
     }
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
@@ -98,6 +146,8 @@ void launch_matvec(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor ou
     const int nt = static_cast<int>(x.ne[1]);
     const bool x_vec =
         k % 8 == 0 && x.nb[1] % 16 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
+    const bool w_vec =
+        k % 8 == 0 && w.nb[1] % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
     const unsigned grid = grid_1d(n, kWarpsPerBlock * kRowsPerWarp);
     const auto* wp = static_cast<const uint8_t*>(w.data);
     const float* xp = x.ptr<const float>();
@@ -107,16 +157,16 @@ void launch_matvec(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor ou
     const int threads = kWarpsPerBlock * 32;
     if (nt == 1) {
         matvec_kernel<TYPE, 1>
-            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec);
+            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec, w_vec);
     } else if (nt == 2) {
         matvec_kernel<TYPE, 2>
-            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec);
+            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec, w_vec);
     } else if (nt <= 4) {
         matvec_kernel<TYPE, 4>
-            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec);
+            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec, w_vec);
     } else {
         matvec_kernel<TYPE, 8>
-            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec);
+            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec, w_vec);
     }
     SIFT_CUDA_LAUNCH_CHECK();
 }

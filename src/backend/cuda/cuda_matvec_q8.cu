@@ -53,83 +53,158 @@ struct Q8Acts {
     const float* s;   // [T][k / 16]
 };
 
-template <int NT>
-__global__ void __launch_bounds__(kWarps * 32)
-    matvec_q4_K_q8_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t n, int64_t k,
-                          Q8Acts x, float* __restrict__ out, int64_t out_stride, int nt) {
-    const int lane = threadIdx.x & 31;
-    const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32) * kRows;
-    if (row0 >= n) return;
-    const int n_rows = n - row0 < kRows ? static_cast<int>(n - row0) : kRows;
-    const uint8_t* w_row[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) w_row[r] = w + (row0 + (r < n_rows ? r : 0)) * w_stride;
+// Raw bytes of one 32-weight unit of one row, loaded before any is used.
+struct Q4KUnit {
+    uint4 q;      // 16 bytes of qs: 16 weights of sub-block 2c (low nibbles), 16 of 2c + 1
+    uint32_t dd;  // d, dmin
+    int sc[2], mn[2];
+};
 
-    float acc[kRows][NT] = {};
-    const int64_t n_units = k / 32;
-#pragma unroll 2
-    for (int64_t u = lane; u < n_units; u += 32) {
-        const int64_t blk = u >> 3;
-        const int c = static_cast<int>(u >> 1) & 3, h = static_cast<int>(u) & 1;
-        // This unit: elements 64c + 16h + [0, 16) (sub-block 2c, low nibbles) and the same + 32
-        // (sub-block 2c + 1, high nibbles) of super-block blk.
-        const int64_t e_lo = blk * 256 + 64 * c + 16 * h;
-        uint4 q[kRows];
-        uint32_t dd[kRows];
-        int sc[kRows][2], mn[kRows][2];
+struct Q6KUnit {
+    uint2 lo, hi, hb;  // ql[64c + l0 ..], ql[64c + 32 + l0 ..], qh[32c + l0 ..]: 8 bytes each
+    float ds[4];       // d * scale of quarter qq
+};
+
+// Unit u of a Q4_K row: super-block u / 8; c = (u / 2) % 4, h = u % 2: elements
+// 64c + 16h + [0, 16) (sub-block 2c, low nibbles) and the same + 32 (sub-block 2c + 1, high).
+__device__ __forceinline__ Q4KUnit load_q4_K(const uint8_t* row, int64_t u) {
+    const uint8_t* b = row + (u >> 3) * 144;
+    const int c = static_cast<int>(u >> 1) & 3, h = static_cast<int>(u) & 1;
+    Q4KUnit r;
+    r.q = *reinterpret_cast<const uint4*>(b + 16 + 32 * c + 16 * h);
+    r.dd = *reinterpret_cast<const uint32_t*>(b);
+    dq_kscale(b + 4, 2 * c, &r.sc[0], &r.mn[0]);
+    dq_kscale(b + 4, 2 * c + 1, &r.sc[1], &r.mn[1]);
+    return r;
+}
+
+// Unit u of a Q6_K row: super-block u / 8; c = (u / 4) % 2, l0 = 8 (u % 4): l in [l0, l0 + 8)
+// of 128-chunk c for all four quarters qq (elements 128c + 32qq + l, scale 8c + 2qq + l0 / 16).
+__device__ __forceinline__ Q6KUnit load_q6_K(const uint8_t* row, int64_t u) {
+    const uint8_t* b = row + (u >> 3) * 210;
+    const int c = static_cast<int>(u >> 2) & 1, l0 = 8 * (static_cast<int>(u) & 3);
+    Q6KUnit r;
+    r.lo = dq_u64_a2(b + 64 * c + l0);
+    r.hi = dq_u64_a2(b + 64 * c + 32 + l0);
+    r.hb = dq_u64_a2(b + 128 + 32 * c + l0);
+    const float d = dq_half(dq_u16(b + 208));
+#pragma unroll
+    for (int qq = 0; qq < 4; ++qq) {
+        r.ds[qq] = d * static_cast<float>(static_cast<int8_t>(b[192 + 8 * c + 2 * qq + l0 / 16]));
+    }
+    return r;
+}
+
+template <int NT>
+__device__ __forceinline__ void dot_q4_K(const Q4KUnit (&w)[kRows], int64_t u, int64_t k,
+                                         const Q8Acts& x, int nt, float (&acc)[kRows][NT]) {
+    const int64_t blk = u >> 3;
+    const int c = static_cast<int>(u >> 1) & 3, h = static_cast<int>(u) & 1;
+    const int64_t e_lo = blk * 256 + 64 * c + 16 * h;
+#pragma unroll
+    for (int col = 0; col < NT; ++col) {
+        if (col >= nt) break;
+        const int4 xlo = *reinterpret_cast<const int4*>(x.q + col * k + e_lo);
+        const int4 xhi = *reinterpret_cast<const int4*>(x.q + col * k + e_lo + 32);
+        const float dlo = x.d[col * (k / 32) + blk * 8 + 2 * c];
+        const float dhi = x.d[col * (k / 32) + blk * 8 + 2 * c + 1];
+        const float slo = x.s[col * (k / 16) + e_lo / 16];
+        const float shi = x.s[col * (k / 16) + e_lo / 16 + 2];
+        const int xl[4] = {xlo.x, xlo.y, xlo.z, xlo.w};
+        const int xh[4] = {xhi.x, xhi.y, xhi.z, xhi.w};
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-            const uint8_t* b = w_row[r] + blk * 144;
-            q[r] = *reinterpret_cast<const uint4*>(b + 16 + 32 * c + 16 * h);
-            dd[r] = *reinterpret_cast<const uint32_t*>(b);
-            dq_kscale(b + 4, 2 * c, &sc[r][0], &mn[r][0]);
-            dq_kscale(b + 4, 2 * c + 1, &sc[r][1], &mn[r][1]);
-        }
+            const uint32_t qw[4] = {w[r].q.x, w[r].q.y, w[r].q.z, w[r].q.w};
+            int lo = 0, hi = 0;
 #pragma unroll
-        for (int col = 0; col < NT; ++col) {
-            if (col >= nt) break;
-            const int4 xlo = *reinterpret_cast<const int4*>(x.q + col * k + e_lo);
-            const int4 xhi = *reinterpret_cast<const int4*>(x.q + col * k + e_lo + 32);
-            const float dlo = x.d[col * (k / 32) + blk * 8 + 2 * c];
-            const float dhi = x.d[col * (k / 32) + blk * 8 + 2 * c + 1];
-            const float slo = x.s[col * (k / 16) + e_lo / 16];
-            const float shi = x.s[col * (k / 16) + e_lo / 16 + 2];
-#pragma unroll
-            for (int r = 0; r < kRows; ++r) {
-                const uint32_t qw[4] = {q[r].x, q[r].y, q[r].z, q[r].w};
-                const int xl[4] = {xlo.x, xlo.y, xlo.z, xlo.w};
-                const int xh[4] = {xhi.x, xhi.y, xhi.z, xhi.w};
-                int lo = 0, hi = 0;
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    lo = __dp4a(static_cast<int>(qw[j] & 0x0F0F0F0Fu), xl[j], lo);
-                    hi = __dp4a(static_cast<int>((qw[j] >> 4) & 0x0F0F0F0Fu), xh[j], hi);
-                }
-                const float d = dq_half(static_cast<uint16_t>(dd[r] & 0xFFFF));
-                const float dmin = dq_half(static_cast<uint16_t>(dd[r] >> 16));
-                const float dot = sc[r][0] * dlo * static_cast<float>(lo) +
-                                  sc[r][1] * dhi * static_cast<float>(hi);
-                const float mins = mn[r][0] * slo + mn[r][1] * shi;
-                acc[r][col] += d * dot - dmin * mins;
+            for (int j = 0; j < 4; ++j) {
+                lo = __dp4a(static_cast<int>(qw[j] & 0x0F0F0F0Fu), xl[j], lo);
+                hi = __dp4a(static_cast<int>((qw[j] >> 4) & 0x0F0F0F0Fu), xh[j], hi);
             }
-        }
-    }
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-#pragma unroll
-        for (int col = 0; col < NT; ++col) {
-            float s = acc[r][col];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xFFFFFFFFu, s, o);
-            if (lane == 0 && r < n_rows && col < nt) out[col * out_stride + row0 + r] = s;
+            const float d = dq_half(static_cast<uint16_t>(w[r].dd & 0xFFFF));
+            const float dmin = dq_half(static_cast<uint16_t>(w[r].dd >> 16));
+            const float dot = w[r].sc[0] * dlo * static_cast<float>(lo) +
+                              w[r].sc[1] * dhi * static_cast<float>(hi);
+            const float mins = w[r].mn[0] * slo + w[r].mn[1] * shi;
+            acc[r][col] += d * dot - dmin * mins;
         }
     }
 }
 
 template <int NT>
+__device__ __forceinline__ void dot_q6_K(const Q6KUnit (&w)[kRows], int64_t u, int64_t k,
+                                         const Q8Acts& x, int nt, float (&acc)[kRows][NT]) {
+    const int64_t blk = u >> 3;
+    const int c = static_cast<int>(u >> 2) & 1, l0 = 8 * (static_cast<int>(u) & 3);
+    const int64_t e0 = blk * 256 + 128 * c + l0;
+#pragma unroll
+    for (int col = 0; col < NT; ++col) {
+        if (col >= nt) break;
+        int2 xw[4];
+        float xdq[4];
+#pragma unroll
+        for (int qq = 0; qq < 4; ++qq) {
+            xw[qq] = *reinterpret_cast<const int2*>(x.q + col * k + e0 + 32 * qq);
+            xdq[qq] = x.d[col * (k / 32) + blk * 8 + 4 * c + qq];
+        }
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+            int sum[4] = {0, 0, 0, 0};
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                const uint32_t l = j ? w[r].lo.y : w[r].lo.x;
+                const uint32_t hh = j ? w[r].hi.y : w[r].hi.x;
+                const uint32_t qh = j ? w[r].hb.y : w[r].hb.x;
+                const uint32_t q[4] = {(l & 0x0F0F0F0Fu) | ((qh << 4) & 0x30303030u),
+                                       (hh & 0x0F0F0F0Fu) | ((qh << 2) & 0x30303030u),
+                                       ((l >> 4) & 0x0F0F0F0Fu) | (qh & 0x30303030u),
+                                       ((hh >> 4) & 0x0F0F0F0Fu) | ((qh >> 2) & 0x30303030u)};
+#pragma unroll
+                for (int qq = 0; qq < 4; ++qq) {
+                    // q - 32 per byte (wrapping): signed weights in [-32, 31].
+                    sum[qq] = __dp4a(static_cast<int>(__vsub4(q[qq], 0x20202020u)),
+                                     j ? xw[qq].y : xw[qq].x, sum[qq]);
+                }
+            }
+            float a = 0;
+#pragma unroll
+            for (int qq = 0; qq < 4; ++qq) a += w[r].ds[qq] * xdq[qq] * static_cast<float>(sum[qq]);
+            acc[r][col] += a;
+        }
+    }
+}
+
+struct Q4KOps {
+    using Unit = Q4KUnit;
+    static __device__ __forceinline__ Unit load(const uint8_t* row, int64_t u) {
+        return load_q4_K(row, u);
+    }
+    template <int NT>
+    static __device__ __forceinline__ void dot(const Unit (&w)[kRows], int64_t u, int64_t k,
+                                               const Q8Acts& x, int nt, float (&acc)[kRows][NT]) {
+        dot_q4_K<NT>(w, u, k, x, nt, acc);
+    }
+};
+
+struct Q6KOps {
+    using Unit = Q6KUnit;
+    static __device__ __forceinline__ Unit load(const uint8_t* row, int64_t u) {
+        return load_q6_K(row, u);
+    }
+    template <int NT>
+    static __device__ __forceinline__ void dot(const Unit (&w)[kRows], int64_t u, int64_t k,
+                                               const Q8Acts& x, int nt, float (&acc)[kRows][NT]) {
+        dot_q6_K<NT>(w, u, k, x, nt, acc);
+    }
+};
+
+// Units a lane loads per step before using any: 2 units x 2 rows keep 64-96 bytes in flight.
+constexpr int kUnitsPerStep = 2;
+
+template <typename Ops, int NT>
 __global__ void __launch_bounds__(kWarps * 32)
-    matvec_q6_K_q8_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t n, int64_t k,
-                          Q8Acts x, float* __restrict__ out, int64_t out_stride, int nt) {
+    matvec_q8_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t n, int64_t k,
+                     Q8Acts x, float* __restrict__ out, int64_t out_stride, int nt) {
     const int lane = threadIdx.x & 31;
     const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32) * kRows;
     if (row0 >= n) return;
@@ -140,67 +215,23 @@ __global__ void __launch_bounds__(kWarps * 32)
 
     float acc[kRows][NT] = {};
     const int64_t n_units = k / 32;
-#pragma unroll 2
-    for (int64_t u = lane; u < n_units; u += 32) {
-        const int64_t blk = u >> 3;
-        const int c = static_cast<int>(u >> 2) & 1, l0 = 8 * (static_cast<int>(u) & 3);
-        // This unit: l in [l0, l0 + 8) of 128-chunk c, all four quarters qq (elements
-        // 128c + 32qq + l), each with scale 8c + 2qq + l0 / 16.
-        uint2 lo[kRows], hi[kRows], hb[kRows];
-        float ds[kRows][4];
+    constexpr int U = kUnitsPerStep;
+    int64_t u = lane;
+    for (; u + 32 * (U - 1) < n_units; u += 32 * U) {
+        typename Ops::Unit raw[U][kRows];
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-            const uint8_t* b = w_row[r] + blk * 210;
-            lo[r] = dq_u64_a2(b + 64 * c + l0);
-            hi[r] = dq_u64_a2(b + 64 * c + 32 + l0);
-            hb[r] = dq_u64_a2(b + 128 + 32 * c + l0);
-            const float d = dq_half(dq_u16(b + 208));
+        for (int j = 0; j < U; ++j) {
 #pragma unroll
-            for (int qq = 0; qq < 4; ++qq) {
-                ds[r][qq] =
-                    d * static_cast<float>(static_cast<int8_t>(b[192 + 8 * c + 2 * qq + l0 / 16]));
-            }
+            for (int r = 0; r < kRows; ++r) raw[j][r] = Ops::load(w_row[r], u + 32 * j);
         }
 #pragma unroll
-        for (int col = 0; col < NT; ++col) {
-            if (col >= nt) break;
-            int2 xw[4];
-            float xdq[4];
-            const int64_t e0 = blk * 256 + 128 * c + l0;
+        for (int j = 0; j < U; ++j) Ops::template dot<NT>(raw[j], u + 32 * j, k, x, nt, acc);
+    }
+    for (; u < n_units; u += 32) {
+        typename Ops::Unit raw[kRows];
 #pragma unroll
-            for (int qq = 0; qq < 4; ++qq) {
-                xw[qq] = *reinterpret_cast<const int2*>(x.q + col * k + e0 + 32 * qq);
-                xdq[qq] = x.d[col * (k / 32) + blk * 8 + 4 * c + qq];
-            }
-#pragma unroll
-            for (int r = 0; r < kRows; ++r) {
-                int sum[4] = {0, 0, 0, 0};
-#pragma unroll
-                for (int j = 0; j < 2; ++j) {
-                    const uint32_t l = j ? lo[r].y : lo[r].x;
-                    const uint32_t hh = j ? hi[r].y : hi[r].x;
-                    const uint32_t qh = j ? hb[r].y : hb[r].x;
-                    const uint32_t q0 = (l & 0x0F0F0F0Fu) | ((qh << 4) & 0x30303030u);
-                    const uint32_t q1 = (hh & 0x0F0F0F0Fu) | ((qh << 2) & 0x30303030u);
-                    const uint32_t q2 = ((l >> 4) & 0x0F0F0F0Fu) | (qh & 0x30303030u);
-                    const uint32_t q3 = ((hh >> 4) & 0x0F0F0F0Fu) | ((qh >> 2) & 0x30303030u);
-                    // q - 32 per byte (wrapping): signed weights in [-32, 31].
-                    sum[0] = __dp4a(static_cast<int>(__vsub4(q0, 0x20202020u)),
-                                    j ? xw[0].y : xw[0].x, sum[0]);
-                    sum[1] = __dp4a(static_cast<int>(__vsub4(q1, 0x20202020u)),
-                                    j ? xw[1].y : xw[1].x, sum[1]);
-                    sum[2] = __dp4a(static_cast<int>(__vsub4(q2, 0x20202020u)),
-                                    j ? xw[2].y : xw[2].x, sum[2]);
-                    sum[3] = __dp4a(static_cast<int>(__vsub4(q3, 0x20202020u)),
-                                    j ? xw[3].y : xw[3].x, sum[3]);
-                }
-                float a = 0;
-#pragma unroll
-                for (int qq = 0; qq < 4; ++qq)
-                    a += ds[r][qq] * xdq[qq] * static_cast<float>(sum[qq]);
-                acc[r][col] += a;
-            }
-        }
+        for (int r = 0; r < kRows; ++r) raw[r] = Ops::load(w_row[r], u);
+        Ops::template dot<NT>(raw, u, k, x, nt, acc);
     }
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
@@ -220,10 +251,10 @@ void launch_q8(CudaContext& ctx, const Tensor& w, Q8Acts xa, Tensor out, int nt)
     const unsigned grid = grid_1d(n, kWarps * kRows);
     const auto* wp = static_cast<const uint8_t*>(w.data);
     if (w.type == DType::Q4_K) {
-        matvec_q4_K_q8_kernel<NT><<<grid, kWarps * 32, 0, ctx.stream>>>(
+        matvec_q8_kernel<Q4KOps, NT><<<grid, kWarps * 32, 0, ctx.stream>>>(
             wp, w.nb[1], n, k, xa, out.ptr<float>(), out.nb[1] / 4, nt);
     } else {
-        matvec_q6_K_q8_kernel<NT><<<grid, kWarps * 32, 0, ctx.stream>>>(
+        matvec_q8_kernel<Q6KOps, NT><<<grid, kWarps * 32, 0, ctx.stream>>>(
             wp, w.nb[1], n, k, xa, out.ptr<float>(), out.nb[1] / 4, nt);
     }
     SIFT_CUDA_LAUNCH_CHECK();

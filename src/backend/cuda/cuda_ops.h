@@ -27,4 +27,9 @@ void cuda_argmax(CudaContext& ctx, const Tensor& x, Tensor out);
 void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const AttentionParams& params,
                     Tensor out);
 
+// cuda_attention_probe.cu (speculative prefill's importance probe)
+void cuda_attention_probe(CudaContext& ctx, const AttentionInputs& in,
+                          const AttentionParams& params, const RopeParams* unrope,
+                          Tensor probs_max);
+
 }  // namespace sift::cuda
