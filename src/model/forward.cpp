@@ -61,6 +61,11 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
         c.be.rms_norm(q2, &l.q_norm, hp.norm_eps, q2);
         c.be.rms_norm(k2, &l.k_norm, hp.norm_eps, k2);
     }
+    // An attention probe gathers its queries before RoPE for position-free scores, else after.
+    const bool probing = c.probe != nullptr && il < c.probe->n_layers;
+    Tensor probe_q;
+    if (probing) probe_q = c.arena.alloc(DType::F32, hp.q_dim(), c.probe->rows.ne[0]);
+    if (probing && c.probe->nope) c.be.get_rows(q, c.probe->rows, probe_q);
     RopeParams rope;
     rope.n_rot = hp.n_rot;
     rope.neox = hp.rope_neox;
@@ -80,6 +85,24 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
         Tensor::view(v.data, v.type, {hp.kv_dim(), c.n_tokens}, v.device), c.cells,
         Tensor::view(cache_v.data, cache_v.type, {hp.kv_dim(), cache_v.ne[2]}, cache_v.device));
 
+    AttentionParams params;
+    params.scale = hp.attn_scale;
+    params.window = opt.sliding ? hp.sliding_window : 0;
+    params.softcap = hp.attn_softcap;
+    if (probing) {
+        if (!c.probe->nope) c.be.get_rows(q, c.probe->rows, probe_q);
+        AttentionInputs pin;
+        pin.q = heads_view(probe_q, hp.head_dim);
+        pin.k = cache_k;
+        pin.v = cache_v;
+        pin.q_pos = c.probe->pos;
+        pin.q_seq = c.probe->seq;
+        pin.cell_pos = c.kv.cell_pos();
+        pin.cell_seq = c.kv.cell_seq();
+        pin.cell_end = c.probe->max.ne[0];
+        c.be.attention_probe(pin, params, c.probe->nope ? &rope : nullptr, c.probe->max);
+    }
+
     AttentionInputs in;
     in.q = qh;
     in.k = cache_k;
@@ -90,10 +113,6 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
     in.cell_seq = c.kv.cell_seq();
     in.cell_begin = 0;
     in.cell_end = c.kv.used_end();
-    AttentionParams params;
-    params.scale = hp.attn_scale;
-    params.window = opt.sliding ? hp.sliding_window : 0;
-    params.softcap = hp.attn_softcap;
     Tensor attn = c.act(hp.q_dim());
     c.be.attention(in, params, heads_view(attn, hp.head_dim));
     c.dump("attn", il, attn);

@@ -28,6 +28,16 @@ class Arena {
     Device device_;
 };
 
+// An attention probe's inputs for one micro-batch (Model::decode's AttentionProbe).
+struct ProbeInputs {
+    Tensor rows{};  // I32 [n]: micro-batch indices of the probing tokens
+    Tensor pos{};   // I32 [n]
+    Tensor seq{};   // I32 [n]
+    Tensor max{};   // F32 [used cells, n] (strided rows): the running maximum
+    bool nope = false;
+    int32_t n_layers = 0;  // layers [0, n_layers) are probed
+};
+
 struct ForwardContext {
     Backend& be;
     const HParams& hp;
@@ -35,13 +45,14 @@ struct ForwardContext {
     KvCache& kv;
     Arena& arena;
     int64_t n_tokens;
-    Tensor ids{};            // I32 [T]
-    Tensor pos{};            // I32 [T]
-    Tensor seq{};            // I32 [T]
-    Tensor cells{};          // I32 [T]: cache cell of each token
-    Tensor out_rows{};       // I32 [n_out]: tokens whose logits are wanted
-    Tensor logits{};         // F32 [n_vocab, n_out]
-    std::string dump_dir{};  // per-layer dumps when not empty
+    Tensor ids{};                        // I32 [T]
+    Tensor pos{};                        // I32 [T]
+    Tensor seq{};                        // I32 [T]
+    Tensor cells{};                      // I32 [T]: cache cell of each token
+    Tensor out_rows{};                   // I32 [n_out]: tokens whose logits are wanted
+    Tensor logits{};                     // F32 [n_vocab, n_out]
+    const ProbeInputs* probe = nullptr;  // attention probe of this micro-batch, if any
+    std::string dump_dir{};              // per-layer dumps when not empty
     int64_t dump_index = 0;
 
     Tensor act(int64_t width) { return arena.alloc(DType::F32, width, n_tokens); }

@@ -46,6 +46,9 @@ class KvCache {
     }  // [head_dim, n_kv, n_cells]
     Tensor v(int32_t layer) const { return v_[static_cast<size_t>(layer)]; }
     Tensor cell_pos() const { return cell_pos_dev_; }  // I32 [n_cells]
+    // Host copies of the metadata (seq -1: empty cell).
+    std::span<const int32_t> host_cell_pos() const { return cell_pos_; }
+    std::span<const int32_t> host_cell_seq() const { return cell_seq_; }
     Tensor cell_seq() const { return cell_seq_dev_; }  // I32 [n_cells]
 
   private:

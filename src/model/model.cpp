@@ -1,6 +1,5 @@
 #include "model/model.h"
 
-
 #include <algorithm>
 #include <filesystem>
 
@@ -13,10 +12,11 @@ namespace {
 // Scratch bytes for one micro-batch of n tokens: the token metadata, the residual stream, the
 // largest layer's intermediates (freed per layer) and the gathered output rows.
 size_t scratch_bytes(const HParams& hp, int64_t n) {
+    // + q_dim: the gathered queries of an attention probe.
     const int64_t per_layer =
-        4 * int64_t{hp.n_embd} + 2 * hp.q_dim() + 2 * hp.kv_dim() + 2 * int64_t{hp.n_ff};
+        4 * int64_t{hp.n_embd} + 3 * hp.q_dim() + 2 * hp.kv_dim() + 2 * int64_t{hp.n_ff};
     const int64_t floats = n * (2 * int64_t{hp.n_embd} + per_layer);
-    const int64_t ints = 5 * n;
+    const int64_t ints = 8 * n;
     return static_cast<size_t>((floats + ints) * 4 + 64 * 64);
 }
 
@@ -55,7 +55,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& bac
     if (options.n_ctx <= 0) {
         // The training context, capped so the cache takes at most half the memory left after
         // the weights (the rest: activations, a second resident model, the OS).
-        const int64_t fits = static_cast<int64_t>(backend.available_bytes() / 2 / kv_bytes_per_cell);
+        const int64_t fits =
+            static_cast<int64_t>(backend.available_bytes() / 2 / kv_bytes_per_cell);
         if (fits < n_ctx) {
             SIFT_LOG_INFO("context capped at {} tokens by memory (model trained on {})", fits,
                           n_ctx);
@@ -71,7 +72,14 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& bac
     return m;
 }
 
-Result<std::vector<float>> Model::decode(const Batch& batch) {
+// The probe's device buffer [n_probe][n_cells] and where each ubatch's probing rows start.
+struct Model::ProbeState {
+    AttentionProbe* request = nullptr;
+    void* buffer = nullptr;  // F32 [n_cells, n_probe]
+    size_t next = 0;         // index into request->queries of the first not yet run
+};
+
+Result<std::vector<float>> Model::decode(const Batch& batch, AttentionProbe* probe) {
     const size_t n = batch.size();
     if (n == 0) return make_error("empty batch");
     if (batch.pos.size() != n || batch.seq.size() != n || batch.want_logits.size() != n) {
@@ -83,6 +91,13 @@ Result<std::vector<float>> Model::decode(const Batch& batch) {
                               batch.tokens[i], i, hp_.n_vocab);
         }
     }
+    if (probe != nullptr) {
+        for (size_t i = 0; i < probe->queries.size(); ++i) {
+            const int32_t q = probe->queries[i];
+            if (q < 0 || static_cast<size_t>(q) >= n || (i > 0 && q <= probe->queries[i - 1]))
+                return make_error("probe query {} is not an increasing batch index below {}", q, n);
+        }
+    }
     // Claim every cell first so a full cache fails before anything runs.
     Result<std::vector<int32_t>> cells = kv_->place(batch.seq, batch.pos);
     if (!cells) {
@@ -91,15 +106,36 @@ Result<std::vector<float>> Model::decode(const Batch& batch) {
     }
     std::vector<float> logits;
     logits.reserve(static_cast<size_t>(batch.n_outputs() * hp_.n_vocab));
+    ProbeState state;
+    if (probe != nullptr && !probe->queries.empty()) {
+        state.request = probe;
+        const size_t bytes = probe->queries.size() * static_cast<size_t>(kv_->n_cells()) * 4;
+        state.buffer = backend_.alloc(bytes);
+        const std::vector<float> zeros(bytes / 4, 0.0f);
+        backend_.upload(Tensor::view(state.buffer, DType::F32,
+                                     {kv_->n_cells(), static_cast<int64_t>(probe->queries.size())},
+                                     backend_.device()),
+                        zeros.data(), bytes);
+    }
     for (size_t first = 0; first < n; first += static_cast<size_t>(options_.n_ubatch)) {
         const size_t count = std::min(n - first, static_cast<size_t>(options_.n_ubatch));
-        forward_ubatch(batch, *cells, first, count, logits);
+        forward_ubatch(batch, *cells, first, count, logits, state.request ? &state : nullptr);
+    }
+    if (state.request != nullptr) {
+        probe->probs_max.resize(probe->queries.size() * static_cast<size_t>(kv_->n_cells()));
+        backend_.download(
+            probe->probs_max.data(),
+            Tensor::view(state.buffer, DType::F32,
+                         {kv_->n_cells(), static_cast<int64_t>(probe->queries.size())},
+                         backend_.device()),
+            probe->probs_max.size() * 4);
+        backend_.free(state.buffer);
     }
     return logits;
 }
 
 void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells, size_t first,
-                           size_t count, std::vector<float>& logits) {
+                           size_t count, std::vector<float>& logits, ProbeState* probe) {
     const int64_t t = static_cast<int64_t>(count);
     Arena arena(scratch_, scratch_bytes_, backend_.device());
     auto upload_i32 = [&](const int32_t* src, int64_t n) {
@@ -117,6 +153,36 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
     c.pos = upload_i32(batch.pos.data() + first, t);
     c.seq = upload_i32(batch.seq.data() + first, t);
     c.cells = upload_i32(cells.data() + first, t);
+    ProbeInputs probe_in;
+    if (probe != nullptr) {
+        // This ubatch's probing tokens: local indices, their positions and sequences, and the rows
+        // of the probe buffer they own.
+        const std::vector<int32_t>& q = probe->request->queries;
+        const size_t r0 = probe->next;
+        std::vector<int32_t> rows, pos, seq;
+        while (probe->next < q.size() && static_cast<size_t>(q[probe->next]) < first + count) {
+            const size_t b = static_cast<size_t>(q[probe->next]);
+            rows.push_back(static_cast<int32_t>(b - first));
+            pos.push_back(batch.pos[b]);
+            seq.push_back(batch.seq[b]);
+            ++probe->next;
+        }
+        if (!rows.empty()) {
+            const auto n_rows = static_cast<int64_t>(rows.size());
+            probe_in.rows = upload_i32(rows.data(), n_rows);
+            probe_in.pos = upload_i32(pos.data(), n_rows);
+            probe_in.seq = upload_i32(seq.data(), n_rows);
+            Tensor max = Tensor::view(static_cast<float*>(probe->buffer) + r0 * kv_->n_cells(),
+                                      DType::F32, {kv_->used_end(), n_rows}, backend_.device());
+            max.nb[1] = kv_->n_cells() * 4;
+            max.nb[2] = max.nb[3] = max.nb[1] * n_rows;
+            probe_in.max = max;
+            probe_in.nope = probe->request->nope;
+            probe_in.n_layers =
+                probe->request->n_layers > 0 ? probe->request->n_layers : hp_.n_layer;
+            c.probe = &probe_in;
+        }
+    }
     c.dump_dir = options_.dump_layers;
     c.dump_index = n_dumped_;
     const int64_t n_out = static_cast<int64_t>(out_rows.size());

@@ -33,6 +33,17 @@ struct Batch {
     int64_t n_outputs() const;
 };
 
+// Speculative prefill's importance probe (ALGORITHMS.md 1.2) over one decode: the attention
+// probability that each listed batch token gives every cache cell, max over the probed layers and
+// heads, computed layer by layer on the device (never cells x cells).
+struct AttentionProbe {
+    std::vector<int32_t> queries;  // batch indices of the probing tokens, increasing
+    bool nope = false;             // queries and keys before RoPE (position-free scores)
+    int32_t n_layers = 0;          // probe the first n layers only (0: all)
+    // Output: [queries.size()][n_cells] row-major by cache cell; 0 where a query sees nothing.
+    std::vector<float> probs_max;
+};
+
 struct ModelOptions {
     int64_t n_ctx = 0;  // KV cells; 0 = the model's training context
     DType kv_type = DType::F16;
@@ -55,12 +66,14 @@ class Model {
 
     // Runs the batch through the model in chunks of n_ubatch tokens, writing K/V into the cache.
     // Returns the logits of tokens with want_logits, [n_outputs][n_vocab] row-major on the host.
-    Result<std::vector<float>> decode(const Batch& batch);
+    // With a probe, also fills probe->probs_max (see AttentionProbe).
+    Result<std::vector<float>> decode(const Batch& batch, AttentionProbe* probe = nullptr);
 
   private:
     Model(Backend& backend) : backend_(backend) {}
+    struct ProbeState;
     void forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells, size_t first,
-                        size_t count, std::vector<float>& logits);
+                        size_t count, std::vector<float>& logits, ProbeState* probe);
 
     Backend& backend_;
     std::unique_ptr<gguf::File> file_;

@@ -85,19 +85,20 @@ AttnPlan attention_select(const CudaContext& ctx, const AttentionInputs& in, con
     // all query heads of a KV head, moves less memory. The mma kernel needs F16 K/V (its
     // operand type), a head_dim it is instantiated for, and 16-byte rows for cp.async/float4.
     if (f16_kv && a.n_tokens >= 16 && attention_mma_supported(a.head_dim) &&
-        aligned16(a.q, a.q_nb1, a.q_nb2)) {
+        aligned16(a.q, a.q_nb1, a.q_nb2) && aligned16(a.out, a.out_nb1, a.out_nb2)) {
         plan.kernel = AttnKernel::ATTN_MMA;
         return plan;
     }
     // Vec kernel: split the cells when (token, KV head, head chunk) blocks would not fill the
-    // GPU (decode, speculative verify): aim at ~4 blocks per SM, each split at least 8 steps
-    // (256 cells) so the combine pass stays small against the K/V read.
+    // GPU (decode, speculative verify): aim at ~8 blocks per SM (each keeps one 32-cell step of
+    // K/V in flight while computing another: enough bytes in flight to cover DRAM latency),
+    // each split at least 8 steps (256 cells) so the combine pass stays small.
     const int64_t n_steps = (a.cell_end - a.cell_begin + kVecTile - 1) / kVecTile;
     const int64_t blocks =
         static_cast<int64_t>(a.n_tokens) * a.n_head_kv * ((a.group + kVecRows - 1) / kVecRows);
     int64_t n_split = 1;
     if (blocks < 2 * ctx.sm_count && n_steps >= 16) {
-        n_split = std::clamp<int64_t>((4 * ctx.sm_count + blocks - 1) / blocks, 1, n_steps / 8);
+        n_split = std::clamp<int64_t>((8 * ctx.sm_count + blocks - 1) / blocks, 1, n_steps / 8);
     }
     const int64_t per_split = std::max<int64_t>(1, (n_steps + n_split - 1) / n_split);
     plan.tiles_per_split = static_cast<int>(per_split);

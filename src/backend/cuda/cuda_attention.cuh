@@ -52,6 +52,20 @@ __device__ __forceinline__ bool attn_visible(int32_t cs, int32_t cp, int32_t ts,
     return cs >= 0 && cs == ts && cp <= tp && (window == 0 || tp - cp < window);
 }
 
+// 16 bytes global -> shared without registers; src-size 0 (invalid) writes zeros.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src),
+                 "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+// Waits for all but the most recent group.
+__device__ __forceinline__ void cp_async_wait_1() {
+    asm volatile("cp.async.wait_group 1;\n" ::);
+}
+
 // cuda_attention_vec.cu: any head_dim <= 256 (a multiple of 16 bytes of K/V), F16/F32 K and V.
 // One block per (token, KV head, up to 8 of its query heads, cell split). n_split > 1 writes
 // partial (m, l, acc) rows to `partial` for attention_combine.

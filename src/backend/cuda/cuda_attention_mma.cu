@@ -1,5 +1,5 @@
-// Prefill attention on tensor cores, FlashAttention-2 style: a block owns 64 query tokens of one
-// query head (4 warps x 16 rows); K/V tiles of kBc cells stream through shared memory with
+// Prefill attention on tensor cores, FlashAttention-2 style: a block owns 128 query tokens of one
+// query head (8 warps x 16 rows); K/V tiles of kBc cells stream through shared memory with
 // cp.async double buffering; S = Q K^T and O += P V are mma.sync m16n8k16 (F16 operands, F32
 // accumulators) and the softmax is online, in registers, one row pair per thread.
 //
@@ -14,8 +14,8 @@
 namespace sift::cuda {
 namespace {
 
-constexpr int kBr = 64;  // query rows per block
-constexpr int kThreads = 128;
+constexpr int kBr = 128;  // query rows per block: 8 warps x 16 rows share each K/V tile
+constexpr int kThreads = 256;
 constexpr float kLog2e = 1.4426950408889634f;
 
 enum TileClass { TILE_NONE = 0, TILE_ALL = 1, TILE_PARTIAL = 2 };
@@ -23,18 +23,6 @@ enum TileClass { TILE_NONE = 0, TILE_ALL = 1, TILE_PARTIAL = 2 };
 struct QuerySpan {
     int32_t seq, pos_min, pos_max;
 };
-
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src),
-                 "r"(valid ? 16 : 0));  // src-size 0: zero fill
-}
-__device__ __forceinline__ void cp_async_commit() {
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-__device__ __forceinline__ void cp_async_wait_1() {
-    asm volatile("cp.async.wait_group 1;\n" ::);
-}
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half* p) {
     const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
@@ -110,7 +98,8 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
     __half* v_s = k_s + 2 * kBc * kStride;                                  // [2][kBc][kStride]
     int32_t* cpos_s = reinterpret_cast<int32_t*>(v_s + 2 * kBc * kStride);  // [2][kBc]
     int32_t* cseq_s = cpos_s + 2 * kBc;                                     // [2][kBc]
-    __shared__ int32_t span_s[3][kThreads / 32];
+    __shared__ int32_t span_s[4][kBr / 32];  // per warp of tokens: seq min/max, pos min/max
+    __shared__ int32_t first_s, last_s;
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     // The last token tiles see the most cells under a causal mask: start them first.
@@ -120,10 +109,10 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
     const int n_spans = (n_cells + kSpanCells - 1) / kSpanCells;
     const int n_tiles = (n_cells + kBc - 1) / kBc;
 
-    // Query span of the block's tokens.
+    // Query span of the block's tokens (one warp per 32 tokens).
     {
-        const int t = t0 + (tid % kBr);
-        const bool valid = t < a.n_tokens;
+        const int t = t0 + tid;
+        const bool valid = tid < kBr && t < a.n_tokens;
         int32_t smin = valid ? a.q_seq[t] : INT32_MAX, smax = valid ? a.q_seq[t] : INT32_MIN;
         int32_t pmin = valid ? a.q_pos[t] : INT32_MAX, pmax = valid ? a.q_pos[t] : INT32_MIN;
         for (int o = 16; o > 0; o >>= 1) {
@@ -132,13 +121,17 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
             pmin = min(pmin, __shfl_xor_sync(0xffffffffu, pmin, o));
             pmax = max(pmax, __shfl_xor_sync(0xffffffffu, pmax, o));
         }
-        if (lane == 0) {
-            span_s[0][warp] = smin == smax ? smin : kSeqMixed;
-            span_s[1][warp] = pmin;
-            span_s[2][warp] = pmax;
+        if (lane == 0 && warp < kBr / 32) {
+            span_s[0][warp] = smin;
+            span_s[1][warp] = smax;
+            span_s[2][warp] = pmin;
+            span_s[3][warp] = pmax;
+        }
+        if (tid == 0) {
+            first_s = n_tiles;
+            last_s = -1;
         }
     }
-
     // Q tile, pre-scaled, to F16 (rows past n_tokens are zeros).
     for (int i = tid; i < kBr * (D / 4); i += kThreads) {
         const int r = i / (D / 4), c4 = i % (D / 4);
@@ -155,13 +148,27 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
     __syncthreads();
     QuerySpan qs;
     {
-        // Warps 0-1 and 2-3 cover the same 64 tokens; an empty warp (all past n_tokens) has
-        // smin = INT32_MAX > smax, which reads as mixed: merge only the pos ranges of warps 0-1.
-        const bool w1 = t0 + 32 < a.n_tokens;
-        qs.pos_min = w1 ? min(span_s[1][0], span_s[1][1]) : span_s[1][0];
-        qs.pos_max = w1 ? max(span_s[2][0], span_s[2][1]) : span_s[2][0];
-        qs.seq = w1 ? (span_s[0][0] == span_s[0][1] ? span_s[0][0] : kSeqMixed) : span_s[0][0];
+        int32_t smin = INT32_MAX, smax = INT32_MIN;  // warps past n_tokens hold the identities
+        qs.pos_min = INT32_MAX;
+        qs.pos_max = INT32_MIN;
+        for (int w = 0; w < kBr / 32; ++w) {
+            smin = min(smin, span_s[0][w]);
+            smax = max(smax, span_s[1][w]);
+            qs.pos_min = min(qs.pos_min, span_s[2][w]);
+            qs.pos_max = max(qs.pos_max, span_s[3][w]);
+        }
+        qs.seq = smin == smax ? smin : kSeqMixed;
     }
+    // The first and last tiles anyone sees, classified by all threads at once, so the
+    // sequential search for the next tile never walks the (causal) invisible tail.
+    for (int i = tid; i < n_tiles; i += kThreads) {
+        if (tile_class<kBc>(a, n_spans, i, qs) != TILE_NONE) {
+            atomicMin(&first_s, i);
+            atomicMax(&last_s, i);
+        }
+    }
+    __syncthreads();
+    const int tile_end = last_s + 1;
 
     // Rows of this thread: r0 = warp * 16 + lane / 4 and r0 + 8.
     const int r0 = warp * 16 + lane / 4;
@@ -206,14 +213,14 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};  // m in log2 units; l per-thread partial
 
     int cls = TILE_NONE;
-    int tile = next_tile<kBc>(a, n_spans, n_tiles, 0, qs, cls);
-    if (tile < n_tiles) load_tile(tile, 0);
+    int tile = next_tile<kBc>(a, n_spans, tile_end, first_s, qs, cls);
+    if (tile < tile_end) load_tile(tile, 0);
     cp_async_commit();
     int stage = 0;
-    while (tile < n_tiles) {
+    while (tile < tile_end) {
         int next_cls = TILE_NONE;
-        const int next = next_tile<kBc>(a, n_spans, n_tiles, tile + 1, qs, next_cls);
-        if (next < n_tiles) load_tile(next, stage ^ 1);
+        const int next = next_tile<kBc>(a, n_spans, tile_end, tile + 1, qs, next_cls);
+        if (next < tile_end) load_tile(next, stage ^ 1);
         cp_async_commit();
         cp_async_wait_1();
         __syncthreads();

@@ -4,9 +4,10 @@
 // across blocks (split-K), whose partial softmax states attention_combine merges.
 //
 // Per step of 32 cells (one per lane): visibility from pos/seq (a step nobody sees is skipped
-// without touching K/V), the K rows into shared memory with 16-byte loads, one score per
-// (head, cell) thread, an online-softmax update per head by one warp, then P V with each thread
-// owning 16 bytes' worth of output columns of one head and reading V rows with 16-byte loads.
+// without touching K/V), its K and V rows into shared memory with 16-byte cp.async (double
+// buffered: the next visible step loads while this one computes), one score per (head, cell)
+// thread, an online-softmax update per head by one warp, then P V with each thread owning
+// 16 bytes' worth of output columns of one head.
 #include <cuda_fp16.h>
 
 #include "backend/cuda/cuda_attention.cuh"
@@ -37,13 +38,24 @@ __device__ __forceinline__ void chunk_to_float<float>(const uint4& c, float* f) 
     f[3] = __uint_as_float(c.w);
 }
 
+// Shared memory: q [kVecRows][D] F32, p [kVecRows][32], alpha/l/m [kVecRows], then K and V steps
+// [2 stages][32 cells][row bytes + 16] (padded: no bank conflicts).
+size_t vec_header_bytes(int head_dim) {
+    return (kVecRows * (head_dim + kVecTile + 3) * 4 + 15) / 16 * 16;
+}
+template <typename KT, typename VT>
+size_t vec_smem_bytes(int head_dim) {
+    return vec_header_bytes(head_dim) + 2 * kVecTile * (head_dim * (sizeof(KT) + sizeof(VT)) + 32);
+}
+
 template <typename KT, typename VT>
 __global__ void __launch_bounds__(kThreads)
     attn_vec_kernel(AttnArgs a, int n_split, int tiles_per_split, int head_chunks, float* partial) {
     constexpr int kEK = 16 / sizeof(KT), kEV = 16 / sizeof(VT);   // elements per 16-byte chunk
     constexpr int kMaxItems = kVecRows * (256 / kEV) / kThreads;  // PV outputs per thread
     const int D = a.head_dim;
-    const int k_stride = D * static_cast<int>(sizeof(KT)) + 16;  // padded: no bank conflicts
+    const int k_stride = D * static_cast<int>(sizeof(KT)) + 16;
+    const int v_stride = D * static_cast<int>(sizeof(VT)) + 16;
 
     extern __shared__ __align__(16) unsigned char smem[];
     float* q_s = reinterpret_cast<float*>(smem);  // [kVecRows][D], pre-scaled
@@ -52,6 +64,7 @@ __global__ void __launch_bounds__(kThreads)
     float* l_s = alpha_s + kVecRows;              // [kVecRows]
     float* m_s = l_s + kVecRows;                  // [kVecRows]
     unsigned char* k_s = smem + (kVecRows * (D + kVecTile + 3) * 4 + 15) / 16 * 16;
+    unsigned char* v_s = k_s + 2 * kVecTile * k_stride;
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int t = blockIdx.x / n_split, split = blockIdx.x % n_split;
@@ -76,41 +89,74 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t c_lo = a.cell_begin + split * span;
     const int64_t c_hi = min(a.cell_end, c_lo + span);
 
+    // The next step at or after c0 that some cell of is visible (c_hi if none); this lane's
+    // cell's visibility and mask term, and the step's ballot (the same in every warp).
+    auto next_step = [&](int64_t c0, bool& vis, float& madd, unsigned& ballot) {
+        for (; c0 < c_hi; c0 += kVecTile) {
+            const int64_t c = c0 + lane;
+            vis = false;
+            madd = 0;
+            if (c < c_hi) {
+                vis = attn_visible(a.cell_seq[c], a.cell_pos[c], ts, tp, a.window);
+                if (vis && mrow != nullptr) {
+                    madd = mrow[c - a.cell_begin];
+                    vis = madd != -INFINITY;
+                }
+            }
+            ballot = __ballot_sync(0xffffffffu, vis);
+            if (ballot != 0) return c0;
+        }
+        return c_hi;
+    };
+    const char* kbase = reinterpret_cast<const char*>(a.k) + g * a.k_nb1;
+    const char* vbase = reinterpret_cast<const char*>(a.v) + g * a.v_nb1;
+    const int k_chunks = D / kEK, v_chunks = D / kEV;
+    auto load_step = [&](int64_t c0, int stage) {
+        unsigned char* ks = k_s + stage * kVecTile * k_stride;
+        unsigned char* vs = v_s + stage * kVecTile * v_stride;
+        for (int i = tid; i < kVecTile * k_chunks; i += kThreads) {
+            const int r = i / k_chunks, ch = i % k_chunks;
+            const bool valid = c0 + r < c_hi;
+            cp_async16(ks + r * k_stride + ch * 16,
+                       kbase + (valid ? c0 + r : c0) * a.k_nb2 + ch * 16, valid);
+        }
+        for (int i = tid; i < kVecTile * v_chunks; i += kThreads) {
+            const int r = i / v_chunks, ch = i % v_chunks;
+            const bool valid = c0 + r < c_hi;
+            cp_async16(vs + r * v_stride + ch * 16,
+                       vbase + (valid ? c0 + r : c0) * a.v_nb2 + ch * 16, valid);
+        }
+    };
+
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};  // rows warp and warp + 4
     float acc[kMaxItems][kEV];
 #pragma unroll
     for (int i = 0; i < kMaxItems; ++i)
 #pragma unroll
         for (int e = 0; e < kEV; ++e) acc[i][e] = 0;
-    const int k_chunks = D / kEK, v_chunks = D / kEV;
     const int n_items = n_rows * v_chunks;
 
-    for (int64_t c0 = c_lo; c0 < c_hi; c0 += kVecTile) {
-        const int64_t c = c0 + lane;
-        bool vis = false;
-        float madd = 0;
-        if (c < c_hi) {
-            vis = attn_visible(a.cell_seq[c], a.cell_pos[c], ts, tp, a.window);
-            if (vis && mrow != nullptr) {
-                madd = mrow[c - a.cell_begin];
-                vis = madd != -INFINITY;
-            }
-        }
-        const unsigned ballot = __ballot_sync(0xffffffffu, vis);  // the same in every warp
-        if (ballot == 0) continue;
-        const int n_valid = static_cast<int>(min(static_cast<int64_t>(kVecTile), c_hi - c0));
-
-        __syncthreads();  // the previous step's k_s and p_s are consumed
-        for (int i = tid; i < kVecTile * k_chunks; i += kThreads) {
-            const int r = i / k_chunks, ch = i % k_chunks;
-            if (r < n_valid && (ballot >> r & 1)) {
-                const uint4 v =
-                    *reinterpret_cast<const uint4*>(reinterpret_cast<const char*>(a.k) +
-                                                    (c0 + r) * a.k_nb2 + g * a.k_nb1 + ch * 16);
-                *reinterpret_cast<uint4*>(k_s + r * k_stride + ch * 16) = v;
-            }
-        }
+    // Steps flow through two shared-memory stages: the next step's K and V are in flight
+    // (cp.async) while this one is computed.
+    bool vis;
+    float madd;
+    unsigned ballot;
+    int64_t c0 = next_step(c_lo, vis, madd, ballot);
+    if (c0 < c_hi) load_step(c0, 0);
+    cp_async_commit();
+    int stage = 0;
+    while (c0 < c_hi) {
+        bool vis_n;
+        float madd_n;
+        unsigned ballot_n;
+        const int64_t c0_n = next_step(c0 + kVecTile, vis_n, madd_n, ballot_n);
+        if (c0_n < c_hi) load_step(c0_n, stage ^ 1);
+        cp_async_commit();
+        cp_async_wait_1();
         __syncthreads();
+        const unsigned char* ks = k_s + stage * kVecTile * k_stride;
+        const unsigned char* vs = v_s + stage * kVecTile * v_stride;
+        const int n_valid = static_cast<int>(min(static_cast<int64_t>(kVecTile), c_hi - c0));
 
 #pragma unroll
         for (int rr = 0; rr < 2; ++rr) {
@@ -119,7 +165,7 @@ __global__ void __launch_bounds__(kThreads)
             float s = -INFINITY;
             if (vis) {
                 const float* q = q_s + row * D;
-                const unsigned char* kr = k_s + lane * k_stride;
+                const unsigned char* kr = ks + lane * k_stride;
                 float dot = 0;
                 for (int ch = 0; ch < k_chunks; ++ch) {
                     float kf[kEK];
@@ -153,19 +199,22 @@ __global__ void __launch_bounds__(kThreads)
             const float alpha = alpha_s[row];
 #pragma unroll
             for (int e = 0; e < kEV; ++e) acc[i][e] *= alpha;
-            const char* vbase = reinterpret_cast<const char*>(a.v) + g * a.v_nb1 + ch * 16;
             const float* p = p_s + row * kVecTile;
-#pragma unroll 8
-            for (int j = 0; j < kVecTile; ++j) {
-                if (j >= n_valid) break;
+            for (int j = 0; j < n_valid; ++j) {
                 if (!(ballot >> j & 1)) continue;  // never read an invisible (maybe unset) cell
-                const uint4 raw = *reinterpret_cast<const uint4*>(vbase + (c0 + j) * a.v_nb2);
                 float vf[kEV];
-                chunk_to_float<VT>(raw, vf);
+                chunk_to_float<VT>(*reinterpret_cast<const uint4*>(vs + j * v_stride + ch * 16),
+                                   vf);
 #pragma unroll
                 for (int e = 0; e < kEV; ++e) acc[i][e] += p[j] * vf[e];
             }
         }
+        __syncthreads();  // this stage is overwritten by the load two steps ahead
+        c0 = c0_n;
+        vis = vis_n;
+        madd = madd_n;
+        ballot = ballot_n;
+        stage ^= 1;
     }
 
 #pragma unroll
@@ -205,12 +254,17 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename KT, typename VT>
 void launch(CudaContext& ctx, const AttnArgs& a, int n_split, int tiles_per_split, float* partial) {
+    static bool configured = false;  // once per instantiation: room for head_dim 256
+    if (!configured) {
+        SIFT_CUDA_CHECK(cudaFuncSetAttribute(attn_vec_kernel<KT, VT>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(vec_smem_bytes<KT, VT>(256))));
+        configured = true;
+    }
     const int head_chunks = (a.group + kVecRows - 1) / kVecRows;
     const dim3 grid(static_cast<unsigned>(a.n_tokens) * n_split, a.n_head_kv * head_chunks);
-    const size_t smem = (kVecRows * (a.head_dim + kVecTile + 3) * 4 + 15) / 16 * 16 +
-                        kVecTile * (a.head_dim * sizeof(KT) + 16);
-    attn_vec_kernel<KT, VT>
-        <<<grid, kThreads, smem, ctx.stream>>>(a, n_split, tiles_per_split, head_chunks, partial);
+    attn_vec_kernel<KT, VT><<<grid, kThreads, vec_smem_bytes<KT, VT>(a.head_dim), ctx.stream>>>(
+        a, n_split, tiles_per_split, head_chunks, partial);
     SIFT_CUDA_LAUNCH_CHECK();
 }
 
