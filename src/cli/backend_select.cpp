@@ -14,9 +14,10 @@ void add_backend_options(CLI::App& sub, BackendChoice& choice) {
     sub.add_option("--device", choice.device,
                    "auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N")
         ->capture_default_str();
-    sub.add_option("--ngl,--n-gpu-layers", choice.n_gpu_layers,
-                   "Layers on the GPU (also -ngl): 0 runs on the CPU; -1 or >= the model's layers runs all "
-                   "of them on the GPU")
+    sub.add_option(
+           "--ngl,--n-gpu-layers", choice.n_gpu_layers,
+           "Layers on the GPU (also -ngl): 0 runs on the CPU; -1 or >= the model's layers runs all "
+           "of them on the GPU")
         ->capture_default_str();
     sub.add_option("-t,--threads", choice.threads, "CPU threads (0: all cores)")
         ->capture_default_str();

@@ -11,6 +11,7 @@
 #include "cli/backend_select.h"
 #include "cli/cli.h"
 #include "cli/cli_files.h"
+#include "cli/run_pflash.h"
 #include "cli/run_prompt.h"
 #include "model/model.h"
 #include "runtime/generate.h"
@@ -30,6 +31,7 @@ struct RunOptions {
     int64_t n_ctx = 0;
     int32_t n_ubatch = 512;
     BackendChoice backend;
+    PflashOptions pflash;
     std::string cache_type = "f16";
     GenerateParams gen;
     std::string dump_logits;
@@ -47,11 +49,20 @@ Status write_floats(const std::string& path, const std::vector<float>& values) {
 
 Status run(RunOptions& opt) {
     std::string user_text = opt.prompt;
+    std::string document;  // the -f text: what speculative prefill may compress
     if (!opt.prompt_file.empty()) {
         Result<std::string> text = read_text_file(opt.prompt_file);
         if (!text) return text.error();
+        document = *text;
         user_text = *text + (opt.prompt.empty() ? "" : "\n" + opt.prompt);
     }
+    if (opt.pflash.mode != "off" && opt.pflash.mode != "on")
+        return make_error("--pflash takes off or on, got '{}'", opt.pflash.mode);
+    const bool use_pflash = opt.pflash.mode == "on";
+    if (use_pflash && opt.pflash.drafter.empty())
+        return make_error("--pflash on needs --drafter MODEL");
+    Result<spec::PflashParams> pflash_params_r = pflash_params(opt.pflash);
+    if (!pflash_params_r) return pflash_params_r.error();
     if (user_text.empty()) return make_error("no prompt: give -p TEXT or -f FILE");
     std::string chat_template;
     if (!opt.chat_template_file.empty()) {
@@ -76,11 +87,40 @@ Status run(RunOptions& opt) {
     Result<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::from_gguf((*model)->file());
     if (!tokenizer) return make_error("{}: {}", opt.model, tokenizer.message());
 
-    Result<std::vector<int32_t>> prompt =
-        opt.chat ? chat_prompt_tokens((*model)->file(), **tokenizer, opt.system, user_text,
-                                      chat_template)
-                 : Result<std::vector<int32_t>>((*tokenizer)->encode(user_text, true, true));
-    if (!prompt) return prompt.error();
+    Result<std::string> prompt_text =
+        opt.chat
+            ? chat_prompt_text((*model)->file(), **tokenizer, opt.system, user_text, chat_template)
+            : Result<std::string>(user_text);
+    if (!prompt_text) return prompt_text.error();
+    // Chat text carries its own markup (BOS included where the template writes it).
+    std::vector<int32_t> prompt = (*tokenizer)->encode(*prompt_text, !opt.chat, true);
+
+    // Speculative prefill: the drafter, resident beside the target, picks what the target reads.
+    std::unique_ptr<Model> drafter;
+    std::optional<spec::PflashResult> compressed;
+    if (use_pflash && static_cast<int64_t>(prompt.size()) >= opt.pflash.threshold) {
+        Result<std::string> drafter_path = resolve_model(opt.pflash.drafter);
+        if (!drafter_path) return drafter_path.error();
+        ModelOptions drafter_options;
+        drafter_options.n_ctx = static_cast<int64_t>(prompt.size()) * 2 + 256;
+        drafter_options.n_ubatch = opt.n_ubatch;
+        Result<std::unique_ptr<Model>> d = Model::load(*drafter_path, **backend, drafter_options);
+        if (!d) return make_error("--drafter: {}", d.message());
+        drafter = std::move(*d);
+        Result<std::unique_ptr<Tokenizer>> drafter_tok = Tokenizer::from_gguf(drafter->file());
+        if (!drafter_tok) return make_error("--drafter: {}", drafter_tok.message());
+        const std::vector<spec::ByteRange> protect = protect_all_but(*prompt_text, document);
+        Result<spec::PflashResult> c = spec::pflash_compress(
+            *drafter, **drafter_tok, **tokenizer, *prompt_text, protect, *pflash_params_r);
+        if (!c) return c.error();
+        compressed = std::move(*c);
+        if (!opt.json) fmt::print(stderr, "{}\n", compressed->report());
+        prompt = compressed->tokens;
+        opt.gen.positions = compressed->positions;
+    } else if (use_pflash && !opt.json) {
+        fmt::print(stderr, "pflash: prompt of {} tokens is below --pflash-threshold {}: dense\n",
+                   prompt.size(), opt.pflash.threshold);
+    }
 
     opt.gen.n_predict = opt.dump_logits.empty() ? opt.n_predict : std::min(opt.n_predict, 0);
     opt.gen.keep_prompt_logits = !opt.dump_logits.empty();
@@ -89,7 +129,7 @@ Status run(RunOptions& opt) {
         std::fwrite(text.data(), 1, text.size(), stdout);
         std::fflush(stdout);
     };
-    Result<GenerateResult> r = generate(**model, **tokenizer, *prompt, opt.gen, on_text);
+    Result<GenerateResult> r = generate(**model, **tokenizer, prompt, opt.gen, on_text);
     if (!r) return r.error();
     if (!opt.dump_logits.empty()) SIFT_TRY(write_floats(opt.dump_logits, r->prompt_logits));
 
@@ -108,6 +148,21 @@ Status run(RunOptions& opt) {
                                 {"decode_seconds", r->decode_seconds},
                                 {"decode_tokens_per_second", decode_tps},
                                 {"ttft_seconds", r->ttft_seconds}}}};
+        if (compressed) {
+            const spec::SpanSelection& sel = compressed->selection;
+            out["pflash"] = {
+                {"drafter_tokens", compressed->n_drafter_tokens},
+                {"target_tokens", compressed->target_prompt.size()},
+                {"kept_tokens", compressed->tokens.size()},
+                {"spans", sel.spans.size()},
+                {"chunks_by_score", sel.n_chunks_scored},
+                {"chunks_forced", sel.n_chunks_forced},
+                {"drafter_seconds", compressed->drafter_seconds},
+                {"select_seconds", compressed->select_seconds},
+                {"map_seconds", compressed->map_seconds},
+                {"ttft_seconds", compressed->drafter_seconds + compressed->select_seconds +
+                                     compressed->map_seconds + r->ttft_seconds}};
+        }
         fmt::print("{}\n", out.dump(2));
     } else {
         fmt::print("\n");
@@ -116,6 +171,17 @@ Status run(RunOptions& opt) {
                    "tokens, decode {:.1f} tok/s; TTFT {:.3f} s; stop: {}\n",
                    r->n_prompt, prefill_tps, r->prefill_seconds, r->tokens.size(), decode_tps,
                    r->ttft_seconds, r->stop_reason);
+        if (compressed) {
+            fmt::print(stderr,
+                       "pflash TTFT {:.3f} s = drafter forward + scoring {:.3f} s + selection "
+                       "{:.3f} s + mapping {:.3f} s + target prefill {:.3f} s + first token "
+                       "{:.3f} s\n",
+                       compressed->drafter_seconds + compressed->select_seconds +
+                           compressed->map_seconds + r->ttft_seconds,
+                       compressed->drafter_seconds, compressed->select_seconds,
+                       compressed->map_seconds, r->prefill_seconds,
+                       r->ttft_seconds - r->prefill_seconds);
+        }
     }
     return {};
 }
@@ -142,6 +208,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
     sub->add_option("-u,--ubatch-size", opt->n_ubatch, "Tokens per forward chunk")
         ->capture_default_str();
     add_backend_options(*sub, opt->backend);
+    add_pflash_options(*sub, opt->pflash);
     sub->add_option("--cache-type", opt->cache_type, "KV cache type: f16 or f32")
         ->capture_default_str();
     SamplerParams& s = opt->gen.sampling;

@@ -21,6 +21,14 @@ jinja::Value message(const char* role, const std::string& content) {
 Result<std::vector<int32_t>> chat_prompt_tokens(const gguf::File& file, const Tokenizer& tokenizer,
                                                 const std::string& system, const std::string& user,
                                                 const std::string& template_source) {
+    Result<std::string> text = chat_prompt_text(file, tokenizer, system, user, template_source);
+    if (!text) return text.error();
+    return tokenizer.encode(*text, false, true);
+}
+
+Result<std::string> chat_prompt_text(const gguf::File& file, const Tokenizer& tokenizer,
+                                     const std::string& system, const std::string& user,
+                                     const std::string& template_source) {
     Result<std::string> source = template_source.empty()
                                      ? file.get_string("tokenizer.chat_template")
                                      : Result<std::string>(template_source);
@@ -41,7 +49,7 @@ Result<std::vector<int32_t>> chat_prompt_tokens(const gguf::File& file, const To
     inputs.add_generation_prompt = true;
     Result<std::string> text = tmpl->render(inputs);
     if (!text) return make_error("chat template: {}", text.message());
-    return tokenizer.encode(*text, false, true);
+    return text;
 }
 
 }  // namespace sift::cli

@@ -14,6 +14,10 @@ namespace sift::cli {
 // and none added (the template writes BOS itself where the model wants one), as transformers'
 // apply_chat_template(tokenize=True) does. template_source: a Jinja template to use instead of
 // the model's tokenizer.chat_template ("" = the model's; a base model has none).
+// The rendered prompt text (what chat_prompt_tokens tokenizes).
+Result<std::string> chat_prompt_text(const gguf::File& file, const Tokenizer& tokenizer,
+                                     const std::string& system, const std::string& user,
+                                     const std::string& template_source = "");
 Result<std::vector<int32_t>> chat_prompt_tokens(const gguf::File& file, const Tokenizer& tokenizer,
                                                 const std::string& system, const std::string& user,
                                                 const std::string& template_source = "");

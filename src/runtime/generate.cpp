@@ -1,5 +1,6 @@
 #include "runtime/generate.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "sampling/stop.h"
@@ -24,6 +25,9 @@ Result<GenerateResult> generate(Model& model, const Tokenizer& tokenizer,
                                 std::span<const int32_t> prompt, const GenerateParams& params,
                                 const std::function<void(std::string_view)>& on_text) {
     if (prompt.empty()) return make_error("empty prompt: nothing to run");
+    if (!params.positions.empty() && params.positions.size() != prompt.size())
+        return make_error("{} positions for {} prompt tokens", params.positions.size(),
+                          prompt.size());
     const int64_t n_ctx = model.n_ctx();
     if (static_cast<int64_t>(prompt.size()) >= n_ctx) {
         return make_error("prompt of {} tokens does not fit the context of {} tokens (raise -c)",
@@ -37,8 +41,11 @@ Result<GenerateResult> generate(Model& model, const Tokenizer& tokenizer,
 
     const Clock::time_point start = Clock::now();
     Batch batch;
+    int32_t next_pos = static_cast<int32_t>(prompt.size());
     for (size_t i = 0; i < prompt.size(); ++i) {
-        batch.add(prompt[i], static_cast<int32_t>(i), 0, i + 1 == prompt.size());
+        const int32_t p = params.positions.empty() ? static_cast<int32_t>(i) : params.positions[i];
+        batch.add(prompt[i], p, 0, i + 1 == prompt.size());
+        if (!params.positions.empty()) next_pos = std::max(next_pos, p + 1);
     }
     Result<std::vector<float>> logits = model.decode(batch);
     if (!logits) return logits.error();
@@ -57,7 +64,7 @@ Result<GenerateResult> generate(Model& model, const Tokenizer& tokenizer,
         result.text += text;
         if (on_text) on_text(text);
     };
-    int32_t pos = static_cast<int32_t>(prompt.size());
+    int32_t pos = params.positions.empty() ? static_cast<int32_t>(prompt.size()) : next_pos;
     Clock::time_point decode_start;
     while (true) {
         const int32_t id = sampler.sample(*logits);
@@ -81,7 +88,7 @@ Result<GenerateResult> generate(Model& model, const Tokenizer& tokenizer,
             result.stop_reason = "length";
             break;
         }
-        if (pos + 1 >= n_ctx) {
+        if (static_cast<int64_t>(prompt.size() + result.tokens.size()) + 1 >= n_ctx) {
             result.stop_reason = "context";
             break;
         }

@@ -21,6 +21,9 @@ struct GenerateParams {
     std::vector<std::string> stop;  // stop strings (not included in the output)
     bool ignore_eos = false;
     bool keep_prompt_logits = false;  // return the logits of the last prompt token
+    // Positions of the prompt tokens (empty: 0..n-1). Speculative prefill keeps the original
+    // positions of the tokens it keeps; generation continues after the largest.
+    std::vector<int32_t> positions;
 };
 
 struct GenerateResult {

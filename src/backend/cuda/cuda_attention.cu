@@ -39,28 +39,50 @@ __global__ void cell_spans_kernel(const int32_t* cell_pos, const int32_t* cell_s
     }
 }
 
+// Block-wide reductions (blockDim.x a multiple of 32); `red` holds 32 floats.
+template <typename Op>
+__device__ float block_reduce(float v, float* red, Op op) {
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();  // `red` may still be read from a previous call
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+    __syncthreads();
+    v = red[0];
+    for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w) v = op(v, red[w]);
+    return v;
+}
+
 // Merges the splits' (m, l, acc) of one (token, head): weights e^(m_s - M), M the largest m.
+// The weights are computed once into shared memory; each thread then sums its output columns
+// over the splits with 4 independent chains, so the loads of several splits are in flight.
 __global__ void attention_combine_kernel(const float* partial, int n_split, int head_dim,
                                          int n_head, float* out, int64_t out_nb1, int64_t out_nb2) {
+    extern __shared__ float w_s[];  // [n_split]
+    __shared__ float red[32];
     const int row = blockIdx.x;  // token * n_head + head
     const int t = row / n_head, h = row % n_head;
-    const float* base = partial + static_cast<int64_t>(row) * n_split * (head_dim + 2);
+    const int stride = head_dim + 2;
+    const float* base = partial + static_cast<int64_t>(row) * n_split * stride;
     float mx = -INFINITY;
-    for (int s = 0; s < n_split; ++s) mx = fmaxf(mx, base[s * (head_dim + 2)]);
+    for (int s = threadIdx.x; s < n_split; s += blockDim.x) mx = fmaxf(mx, base[s * stride]);
+    mx = block_reduce(mx, red, [](float x, float y) { return fmaxf(x, y); });
+    float l = 0;
+    for (int s = threadIdx.x; s < n_split; s += blockDim.x) {
+        const float w = mx == -INFINITY ? 0.0f : expf(base[s * stride] - mx);
+        w_s[s] = w;
+        l += w * base[s * stride + 1];
+    }
+    l = block_reduce(l, red, [](float x, float y) { return x + y; });  // also orders w_s
     float* o = reinterpret_cast<float*>(reinterpret_cast<char*>(out) + t * out_nb2 + h * out_nb1);
+    const float inv = l > 0 ? 1.0f / l : 0.0f;  // no visible key (mx = -inf): zeros, as the CPU
     for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-        if (mx == -INFINITY) {  // no visible key: zeros, as the CPU
-            o[d] = 0;
-            continue;
+        float acc[4] = {0, 0, 0, 0};
+        int s = 0;
+        for (; s + 4 <= n_split; s += 4) {
+#pragma unroll
+            for (int k = 0; k < 4; ++k) acc[k] += w_s[s + k] * base[(s + k) * stride + 2 + d];
         }
-        float l = 0, acc = 0;
-        for (int s = 0; s < n_split; ++s) {
-            const float* part = base + s * (head_dim + 2);
-            const float w = expf(part[0] - mx);
-            l += part[1] * w;
-            acc += part[2 + d] * w;
-        }
-        o[d] = acc / l;
+        for (; s < n_split; ++s) acc[0] += w_s[s] * base[s * stride + 2 + d];
+        o[d] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) * inv;
     }
 }
 
@@ -203,8 +225,8 @@ void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const Attention
     attention_vec_launch(ctx, a, in.k.type == DType::F16, in.v.type == DType::F16, plan.n_split,
                          plan.tiles_per_split, partial);
     if (plan.n_split > 1) {
-        attention_combine_kernel<<<static_cast<unsigned>(a.n_tokens) * a.n_head,
-                                   std::min(a.head_dim, 256), 0, ctx.stream>>>(
+        attention_combine_kernel<<<static_cast<unsigned>(a.n_tokens) * a.n_head, 128,
+                                   plan.n_split * sizeof(float), ctx.stream>>>(
             partial, plan.n_split, a.head_dim, a.n_head, a.out, a.out_nb1, a.out_nb2);
         SIFT_CUDA_LAUNCH_CHECK();
     }

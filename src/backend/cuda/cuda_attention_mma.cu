@@ -245,26 +245,35 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
             }
         }
 
-        // Softcap, visibility, online softmax (log2 domain).
+        // Softcap, visibility (only on tiles that need it), online softmax (log2 domain).
+        if (a.softcap > 0) {
+#pragma unroll
+            for (int n = 0; n < kBc / 8; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) s[n][e] = a.softcap * tanhf(s[n][e] / a.softcap);
+        }
+        if (cls == TILE_PARTIAL) {
+#pragma unroll
+            for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int cell = n * 8 + 2 * (lane & 3) + (e & 1), ri = e >> 1;
+                    const int32_t cs = cseq_s[stage * kBc + cell], cp = cpos_s[stage * kBc + cell];
+                    if (!attn_visible(cs, cp, tseq[ri], tpos[ri], a.window)) {
+                        s[n][e] = -INFINITY;
+                    } else if (mrow[ri] != nullptr) {
+                        s[n][e] += mrow[ri][static_cast<int64_t>(tile) * kBc + cell];
+                    }
+                }
+            }
+        }
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
         for (int n = 0; n < kBc / 8; ++n) {
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                float x = s[n][e];
-                if (a.softcap > 0) x = a.softcap * tanhf(x / a.softcap);
-                if (cls == TILE_PARTIAL) {
-                    const int cell = n * 8 + 2 * (lane & 3) + (e & 1), ri = e >> 1;
-                    const int32_t cs = cseq_s[stage * kBc + cell], cp = cpos_s[stage * kBc + cell];
-                    if (!attn_visible(cs, cp, tseq[ri], tpos[ri], a.window)) {
-                        x = -INFINITY;
-                    } else if (mrow[ri] != nullptr) {
-                        x += mrow[ri][static_cast<int64_t>(tile) * kBc + cell];
-                    }
-                }
-                x *= kLog2e;
-                s[n][e] = x;
-                mx[e >> 1] = fmaxf(mx[e >> 1], x);
+                s[n][e] *= kLog2e;
+                mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
             }
         }
         float alpha[2], m_use[2];

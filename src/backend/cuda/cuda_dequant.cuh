@@ -278,6 +278,30 @@ __device__ __forceinline__ void dequant8(const uint8_t* row, int64_t g, int64_t 
     }
 }
 
+// Bytes of a row of k elements of TYPE.
+template <DType TYPE>
+__device__ __forceinline__ int64_t dq_row_bytes(int64_t k) {
+    if constexpr (TYPE == DType::F32) {
+        return 4 * k;
+    } else if constexpr (TYPE == DType::F16 || TYPE == DType::BF16) {
+        return 2 * k;
+    } else {
+        return k / QuantTraits<TYPE>::kElems * QuantTraits<TYPE>::kBytes;
+    }
+}
+
+// Asks L2 for the 128-byte lines of [p, p + bytes), spread over a warp's lanes. Issued when a
+// warp starts its rows, so all their bytes are requested from DRAM at once without holding
+// registers; the loads that follow then wait on L2, not on DRAM. Decode kernels have little work
+// per warp (a few 2-10 KB rows), so without this each warp pays several DRAM round trips in turn.
+__device__ __forceinline__ void prefetch_l2(const uint8_t* p, int64_t bytes, int lane) {
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{127};
+    const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
+    for (uintptr_t a = begin + 128 * lane; a < end; a += 128 * 32) {
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
+    }
+}
+
 template <DType TYPE>
 using TypeTag = std::integral_constant<DType, TYPE>;
 

@@ -55,9 +55,9 @@ enum class MatmulPath { MATMUL_MATVEC_F32, MATMUL_MATVEC_Q8, MATMUL_SGEMM, MATMU
 //   T = 512 for 8B shapes) and run a bf16 tensor-core GEMM with F32 accumulation and F32 output.
 //   bf16 rather than f16: activations of LLMs carry outliers of 1e3-1e5 (massive activations;
 //   the SwiGLU product feeding ffn_down), beyond or close to f16's 65504, while bf16 has F32's
-//   range; its 8-bit mantissa costs ~2^-9 relative error per input, which the F32 accumulation
-//   keeps at ~1e-3 of max |out| (parity test bound 1e-2), and both run at the same tensor-core
-//   rate.
+//   range; its 8 significant bits cost up to 2^-8 relative error per input, which the F32
+//   accumulation keeps at ~1e-3 of max |out| (parity test bound 1e-2), and both run at the same
+//   tensor-core rate.
 MatmulPath matmul_select(const Tensor& w, int64_t n_tokens) {
     if (n_tokens <= kMatvecMaxCols) {
         return matvec_q8_supported(w) ? MatmulPath::MATMUL_MATVEC_Q8

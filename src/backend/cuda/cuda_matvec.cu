@@ -105,6 +105,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) w_row[r] = w + (row0 + (r < n_rows ? r : 0)) * w_stride;
 
+#pragma unroll
+    for (int r = 0; r < n_rows; ++r) prefetch_l2(w_row[r], dq_row_bytes<TYPE>(k), lane);
+
     float acc[kRowsPerWarp][NT] = {};
     constexpr bool kFloat = TYPE == DType::F32 || TYPE == DType::F16 || TYPE == DType::BF16;
     if constexpr (kFloat) {

@@ -176,6 +176,7 @@ __device__ __forceinline__ void dot_q6_K(const Q6KUnit (&w)[kRows], int64_t u, i
 
 struct Q4KOps {
     using Unit = Q4KUnit;
+    static constexpr int kBlockBytes = 144;
     static __device__ __forceinline__ Unit load(const uint8_t* row, int64_t u) {
         return load_q4_K(row, u);
     }
@@ -188,6 +189,7 @@ struct Q4KOps {
 
 struct Q6KOps {
     using Unit = Q6KUnit;
+    static constexpr int kBlockBytes = 210;
     static __device__ __forceinline__ Unit load(const uint8_t* row, int64_t u) {
         return load_q6_K(row, u);
     }
@@ -212,6 +214,9 @@ __global__ void __launch_bounds__(kWarps * 32)
     const uint8_t* w_row[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) w_row[r] = w + (row0 + (r < n_rows ? r : 0)) * w_stride;
+
+    const int64_t row_bytes = k / 256 * Ops::kBlockBytes;
+    for (int r = 0; r < n_rows; ++r) prefetch_l2(w_row[r], row_bytes, lane);
 
     float acc[kRows][NT] = {};
     const int64_t n_units = k / 32;

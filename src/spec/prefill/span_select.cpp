@@ -148,6 +148,13 @@ SpanSelection select_spans(std::span<const float> scores, std::span<const int32_
         if (p.anchors) sel.n_anchor_grams = mark_anchors(tokens, p, n_chunks, forced);
     }
 
+    for (const Span& sp : p.protect) {
+        const int64_t b = std::clamp<int64_t>(sp.begin, 0, n),
+                      e = std::clamp<int64_t>(sp.end, 0, n);
+        for (int64_t c = b / p.chunk; e > b && c <= (e - 1) / p.chunk; ++c)
+            forced[static_cast<size_t>(c)] = 1;
+    }
+
     // The question must survive.
     const int64_t qb = std::clamp<int64_t>(p.query_begin, 0, n),
                   qe = std::clamp<int64_t>(p.query_end, 0, n);

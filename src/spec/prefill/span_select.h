@@ -11,6 +11,10 @@
 
 namespace sift::spec {
 
+struct Span {
+    int64_t begin = 0, end = 0;  // token indices [begin, end)
+};
+
 struct SpanSelectParams {
     float keep_ratio = 0.05f;    // fraction of chunks chosen by score (forced chunks come on top)
     int32_t chunk = 32;          // tokens per chunk
@@ -30,10 +34,9 @@ struct SpanSelectParams {
     int64_t query_begin = 0, query_end = 0;
     float query_survival = 0.8f;
     int64_t query_max_tokens = 1000;
-};
-
-struct Span {
-    int64_t begin = 0, end = 0;  // token indices [begin, end)
+    // Token ranges that are never compressed (system prompt, tool definitions, template markup,
+    // the question): every chunk they touch is kept.
+    std::vector<Span> protect;
 };
 
 struct SpanSelection {

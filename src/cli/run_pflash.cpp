@@ -1,0 +1,55 @@
+#include "cli/run_pflash.h"
+
+namespace sift::cli {
+
+void add_pflash_options(CLI::App& sub, PflashOptions& o) {
+    sub.add_option("--drafter", o.drafter,
+                   "Drafter model for speculative prefill (path or manifest name)");
+    sub.add_option("--pflash", o.mode, "Speculative prefill: off or on")->capture_default_str();
+    sub.add_option("--keep-ratio", o.keep_ratio, "Fraction of chunks kept by score")
+        ->capture_default_str();
+    sub.add_option("--pflash-threshold", o.threshold, "Prompts of fewer tokens run dense")
+        ->capture_default_str();
+    sub.add_option("--pflash-positions", o.positions,
+                   "original (kept tokens keep their positions) or renumbered")
+        ->capture_default_str();
+    sub.add_option("--lookahead", o.lookahead, "Probing queries: the prompt's last N tokens")
+        ->capture_default_str();
+    sub.add_flag("--nope", o.nope, "Score with queries and keys before RoPE");
+    sub.add_option("--score-layers", o.score_layers,
+                   "Probe only the drafter's first N layers (0: all)")
+        ->capture_default_str();
+}
+
+Result<spec::PflashParams> pflash_params(const PflashOptions& o) {
+    spec::PflashParams p;
+    if (o.keep_ratio <= 0 || o.keep_ratio > 1)
+        return make_error("--keep-ratio must be in (0, 1], got {}", o.keep_ratio);
+    if (o.lookahead < 1) return make_error("--lookahead must be >= 1");
+    if (o.positions == "original") {
+        p.positions = spec::PositionPolicy::POS_ORIGINAL;
+    } else if (o.positions == "renumbered") {
+        p.positions = spec::PositionPolicy::POS_RENUMBERED;
+    } else {
+        return make_error("--pflash-positions takes original or renumbered, got '{}'", o.positions);
+    }
+    p.select.keep_ratio = o.keep_ratio;
+    p.score.n_lookahead = o.lookahead;
+    p.score.nope = o.nope;
+    p.score.n_layers = o.score_layers;
+    return p;
+}
+
+std::vector<spec::ByteRange> protect_all_but(const std::string& text, const std::string& document) {
+    if (document.empty()) return {};
+    const size_t at = text.find(document);
+    if (at == std::string::npos) return {};
+    std::vector<spec::ByteRange> out;
+    if (at > 0) out.push_back({0, static_cast<int64_t>(at)});
+    const auto end = static_cast<int64_t>(at + document.size());
+    if (end < static_cast<int64_t>(text.size()))
+        out.push_back({end, static_cast<int64_t>(text.size())});
+    return out;
+}
+
+}  // namespace sift::cli
