@@ -19,6 +19,7 @@ int cli_main(int argc, char** argv) {
     int exit_code = 0;
     add_run_command(app, exit_code);
     add_bench_command(app, exit_code);
+    add_eval_command(app, exit_code);
     add_inspect_command(app, exit_code);
     add_models_command(app, exit_code);
     add_mkmodel_command(app, exit_code);

@@ -13,6 +13,7 @@ void add_info_command(CLI::App& app, int& exit_code);
 void add_template_command(CLI::App& app, int& exit_code);
 void add_run_command(CLI::App& app, int& exit_code);
 void add_bench_command(CLI::App& app, int& exit_code);
+void add_eval_command(CLI::App& app, int& exit_code);
 void add_tokenize_commands(CLI::App& app, int& exit_code);  // tokenize, detokenize
 
 int cli_main(int argc, char** argv);
