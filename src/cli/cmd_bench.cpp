@@ -133,9 +133,12 @@ Status run_bench(const BenchCliOptions& opt) {
             // ms: the whole prefill (its TTFT) for pp, per token for tg.
             const double ms = t.n_prompt > 0 ? r->seconds_mean * 1e3
                                              : r->seconds_mean * 1e3 / static_cast<double>(t.n_gen);
-            fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.0f}% | {:.3f} |{}\n", t.name(),
-                       mean_sd(r->tokens_per_second_mean, r->tokens_per_second_sd), ms, row.gbs,
-                       100 * row.gbs * 1e9 / peak_bw, row.gflops / 1e3,
+            const std::string bw = t.n_gen > 0 ? fmt::format("{:.1f} | {:.0f}%", row.gbs,
+                                                             100 * row.gbs * 1e9 / peak_bw)
+                                               : std::string("- | -");
+            fmt::print("| {} | {} | {:.1f} | {} | {:.3f} |{}\n", t.name(),
+                       mean_sd(r->tokens_per_second_mean, r->tokens_per_second_sd), ms, bw,
+                       row.gflops / 1e3,
                        peak_flops > 0
                            ? fmt::format(" {:.0f}% |", 100 * row.gflops * 1e9 / peak_flops)
                            : "");

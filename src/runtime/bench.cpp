@@ -152,10 +152,10 @@ Result<BenchResult> bench_run(Model& model, const BenchTest& test, const BenchOp
     for (int64_t i = 0; i < n_tokens; ++i) visible += cost.visible_positions(test.depth + i);
     visible /= static_cast<double>(n_tokens);
     result.flops_per_token = cost.matmul_flops + cost.attn_flops_per_pos * visible;
-    // Prefill reads the weights once per chunk, decode once per token; both read the cache.
+    // Decode reads every weight and the visible cache once per token. Prefill is compute-bound
+    // (weights are read once per micro-batch, the cache once per query tile): no byte count.
     result.bytes_per_token =
-        (test.n_gen > 0 ? cost.weight_bytes : cost.weight_bytes / static_cast<double>(n_tokens)) +
-        cost.kv_bytes_per_pos * visible;
+        test.n_gen > 0 ? cost.weight_bytes + cost.kv_bytes_per_pos * visible : 0;
     return result;
 }
 

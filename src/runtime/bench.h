@@ -39,7 +39,7 @@ struct BenchResult {
     double tokens_per_second_mean = 0;
     double tokens_per_second_sd = 0;
     double seconds_mean = 0;
-    double bytes_per_token = 0;  // mean over the timed tokens (decode: weights + KV)
+    double bytes_per_token = 0;  // decode: weights + visible KV per token (prefill: 0)
     double flops_per_token = 0;  // mean over the timed tokens (matmuls + attention)
 };
 

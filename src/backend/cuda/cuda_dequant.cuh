@@ -55,9 +55,18 @@ __device__ __forceinline__ uint32_t dq_u32_a2(const uint8_t* p) {
     return static_cast<uint32_t>(q[0]) | static_cast<uint32_t>(q[1]) << 16;
 }
 
-// Eight bytes from a 2-byte aligned address, as two little-endian words.
+// Eight bytes from a 2-byte aligned address, as two little-endian words: the aligned words that
+// hold them (2, or 3 when p is 2 mod 4; every word read holds a byte of the field, so nothing
+// past the buffer is touched) joined with funnel shifts. Fewer load instructions than four
+// 2-byte loads, which is what bounds the decode kernels.
 __device__ __forceinline__ uint2 dq_u64_a2(const uint8_t* p) {
-    return make_uint2(dq_u32_a2(p), dq_u32_a2(p + 4));
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    const uint32_t* w = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
+    const bool odd = (a & 2) != 0;
+    const uint32_t w0 = w[0], w1 = w[1];
+    const uint32_t w2 = odd ? w[2] : 0u;
+    const uint32_t sh = odd ? 16u : 0u;
+    return make_uint2(__funnelshift_r(w0, w1, sh), __funnelshift_r(w1, w2, sh));
 }
 
 // float(q) - bias for 0 <= q < 2^22, exactly: 2^23 + q is a float whose mantissa is q, and the
@@ -275,30 +284,6 @@ __device__ __forceinline__ void dequant8(const uint8_t* row, int64_t g, int64_t 
         using Q = QuantTraits<TYPE>;
         constexpr int kGroups = Q::kElems / 8;
         Q::dequant8(row + g / kGroups * Q::kBytes, static_cast<int>(g % kGroups), v);
-    }
-}
-
-// Bytes of a row of k elements of TYPE.
-template <DType TYPE>
-__device__ __forceinline__ int64_t dq_row_bytes(int64_t k) {
-    if constexpr (TYPE == DType::F32) {
-        return 4 * k;
-    } else if constexpr (TYPE == DType::F16 || TYPE == DType::BF16) {
-        return 2 * k;
-    } else {
-        return k / QuantTraits<TYPE>::kElems * QuantTraits<TYPE>::kBytes;
-    }
-}
-
-// Asks L2 for the 128-byte lines of [p, p + bytes), spread over a warp's lanes. Issued when a
-// warp starts its rows, so all their bytes are requested from DRAM at once without holding
-// registers; the loads that follow then wait on L2, not on DRAM. Decode kernels have little work
-// per warp (a few 2-10 KB rows), so without this each warp pays several DRAM round trips in turn.
-__device__ __forceinline__ void prefetch_l2(const uint8_t* p, int64_t bytes, int lane) {
-    const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{127};
-    const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
-    for (uintptr_t a = begin + 128 * lane; a < end; a += 128 * 32) {
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
     }
 }
 

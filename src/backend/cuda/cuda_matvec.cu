@@ -7,11 +7,17 @@
 // activations of a group are loaded once (float4, L1/L2-resident) and reused for every row of the
 // warp; partial sums are reduced with shuffles at the end.
 //
-// Weights are dequantized to F32 exactly (cuda_dequant.cuh) and dotted with F32 FMAs instead of
-// quantizing x to int8 and using dp4a (llama.cpp's MMVQ): the result stays within ~1e-6 of the
-// exact CPU reference (no second rounding of the activations), and the int->float conversion uses
-// the exact 2^23 trick rather than the quarter-rate I2F unit, so the decode stays cheap enough for
-// the T = 1 bandwidth target measured in bench/cuda_matmul_bench.cpp.
+// Weights are dequantized to F32 exactly (cuda_dequant.cuh, int->float by the exact 2^23 trick
+// rather than the quarter-rate I2F unit) and dotted with F32 FMAs: within ~1e-6 of the exact CPU
+// reference. Measured on an H200 (copy ceiling 4.24 TB/s, bench/cuda_matmul_bench.cpp, T = 1,
+// 8B shapes): F32 3.9 TB/s (93%), BF16 3.0-3.3 (71-79%), F16 2.3-2.5 (55-60%), Q8_0 1.5-1.9
+// (36-45%), Q4_0/Q4_1/Q5_0/Q5_1 0.84-0.90 (20-21%), Q5_K 0.63-0.70 (15-17%); Q4_K/Q6_K run the
+// int8 kernels of cuda_matvec_q8.cu instead (2.2x faster than this kernel on them). The quant
+// types are bound by load instructions (header and 2-byte-aligned fields read piecewise: L1
+// serves one wavefront per clock) and by the short life of each warp (a 2-10 KB row pair, a
+// few DRAM round trips in turn); the next step is staging rows through shared memory with
+// cp.async/TMA in 16-byte pieces and persistent CTAs. An L2 prefetch of each warp's rows at its
+// start was tried and lost 5-30%.
 #include <cstdint>
 
 #include "backend/cuda/cuda_dequant.cuh"
@@ -104,9 +110,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     const uint8_t* w_row[kRowsPerWarp];
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) w_row[r] = w + (row0 + (r < n_rows ? r : 0)) * w_stride;
-
-#pragma unroll
-    for (int r = 0; r < n_rows; ++r) prefetch_l2(w_row[r], dq_row_bytes<TYPE>(k), lane);
 
     float acc[kRowsPerWarp][NT] = {};
     constexpr bool kFloat = TYPE == DType::F32 || TYPE == DType::F16 || TYPE == DType::BF16;

@@ -5,10 +5,12 @@
 // Why not the F32 kernels of cuda_matvec.cu for these two: decoding a weight exactly to F32
 // costs ~6 instructions (extract, 2^23 trick, scale, min, FMA), and at 3-4.3 TB/s an SM must
 // consume 16-33 weights per clock for Q6_K/Q4_K, which is 100-200 of its 128 lane-instructions
-// per clock: the F32 path is issue-bound below the bandwidth target on these low-bit types
-// (bench/cuda_matmul_bench.cpp shows both). Here a weight costs ~1.5 instructions. The price is
-// the activation rounding: error <= sum |w| * amax(x) / 254, ~1e-3 relative in practice (the
-// parity test derives and checks the bound).
+// per clock. Here a weight costs ~1.5 instructions. Measured on an H200 (copy ceiling 4.24 TB/s,
+// T = 1, 4096x12288 and 12288x4096): Q4_K 1.31-1.54 TB/s (31-37%) against 0.67-0.71 TB/s for the
+// F32 kernel, Q6_K 1.95 TB/s (46%) against 0.81-0.86, Q6_K 4096x151936 output 2.75 TB/s (66%):
+// short of the 80% target (see cuda_matvec.cu for what bounds both and the next step). The
+// price is the activation rounding: error <= sum |w| * amax(x) / 254, 1e-2-2.4e-2 of max |out|
+// in the parity test's small random cases (which derives and checks the bound).
 //
 // Layout: as the F32 kernels, a warp owns 2 rows (sharing the activation loads) and lanes walk
 // 32-weight units u = lane, lane + 32, ...; 8 units make a 256-weight super-block, so a warp
@@ -26,7 +28,7 @@ constexpr int kWarps = 4;
 constexpr int kRows = 2;
 
 // x F32 [k, T] -> per column: xq int8 [k], xd F32 [k / 32] (scales), xs F32 [k / 16] (sums of
-// each 16 values of x, for the Q4_K min term). One warp per 32 values.
+// each 16 values of x, for the Q4_K min term, in the order below). One warp per 32 values.
 __global__ void quantize_x_q8_kernel(const float* __restrict__ x, int64_t x_stride, int64_t k,
                                      int8_t* __restrict__ xq, float* __restrict__ xd,
                                      float* __restrict__ xs) {
@@ -44,7 +46,11 @@ __global__ void quantize_x_q8_kernel(const float* __restrict__ x, int64_t x_stri
     const int q = amax == 0.0f ? 0 : __float2int_rn(v * (127.0f / amax));
     xq[t * k + blk * 32 + lane] = static_cast<int8_t>(max(-127, min(127, q)));
     if (lane == 0) xd[t * (k / 32) + blk] = d;
-    if ((lane & 15) == 0) xs[t * (k / 16) + blk * 2 + lane / 16] = sum;
+    // Sum of 16-value group q = blk * 2 + lane / 16 stored at q with bits 0 and 1 swapped, so the
+    // two groups a Q4_K unit needs (64c + 16h and 64c + 32 + 16h) are adjacent.
+    const int64_t q16 = blk * 2 + lane / 16;
+    const int64_t q16s = (q16 & ~int64_t{3}) | ((q16 & 1) << 1) | ((q16 >> 1) & 1);
+    if ((lane & 15) == 0) xs[t * (k / 16) + q16s] = sum;
 }
 
 struct Q8Acts {
@@ -65,6 +71,18 @@ struct Q6KUnit {
     float ds[4];       // d * scale of quarter qq
 };
 
+// dq_kscale from the 12 scale bytes held in three words (s[0..3], s[4..7], s[8..11]); branch-free
+// (j differs between lanes).
+__device__ __forceinline__ void kscale_regs(uint32_t s03, uint32_t s47, uint32_t s811, int j,
+                                            int* sc, int* m) {
+    const int sh = 8 * (j & 3);
+    const int lo = static_cast<int>((s03 >> sh) & 0xFF);   // s[j] (j < 4) or s[j - 4]
+    const int mid = static_cast<int>((s47 >> sh) & 0xFF);  // s[j + 4] (j < 4) or s[j]
+    const int hi = static_cast<int>((s811 >> sh) & 0xFF);  // s[j + 4] (j >= 4)
+    *sc = j < 4 ? lo & 63 : (hi & 0xF) | ((lo >> 6) << 4);
+    *m = j < 4 ? mid & 63 : (hi >> 4) | ((mid >> 6) << 4);
+}
+
 // Unit u of a Q4_K row: super-block u / 8; c = (u / 2) % 4, h = u % 2: elements
 // 64c + 16h + [0, 16) (sub-block 2c, low nibbles) and the same + 32 (sub-block 2c + 1, high).
 __device__ __forceinline__ Q4KUnit load_q4_K(const uint8_t* row, int64_t u) {
@@ -72,9 +90,12 @@ __device__ __forceinline__ Q4KUnit load_q4_K(const uint8_t* row, int64_t u) {
     const int c = static_cast<int>(u >> 1) & 3, h = static_cast<int>(u) & 1;
     Q4KUnit r;
     r.q = *reinterpret_cast<const uint4*>(b + 16 + 32 * c + 16 * h);
-    r.dd = *reinterpret_cast<const uint32_t*>(b);
-    dq_kscale(b + 4, 2 * c, &r.sc[0], &r.mn[0]);
-    dq_kscale(b + 4, 2 * c + 1, &r.sc[1], &r.mn[1]);
+    // d, dmin and the 12 scale bytes in one 16-byte load (few load instructions per weight is
+    // what bounds these kernels: L1 serves one wavefront per clock).
+    const uint4 hd = *reinterpret_cast<const uint4*>(b);
+    r.dd = hd.x;
+    kscale_regs(hd.y, hd.z, hd.w, 2 * c, &r.sc[0], &r.mn[0]);
+    kscale_regs(hd.y, hd.z, hd.w, 2 * c + 1, &r.sc[1], &r.mn[1]);
     return r;
 }
 
@@ -88,9 +109,12 @@ __device__ __forceinline__ Q6KUnit load_q6_K(const uint8_t* row, int64_t u) {
     r.hi = dq_u64_a2(b + 64 * c + 32 + l0);
     r.hb = dq_u64_a2(b + 128 + 32 * c + l0);
     const float d = dq_half(dq_u16(b + 208));
+    const uint2 sw = dq_u64_a2(b + 192 + 8 * c);  // scales[8c .. 8c + 8)
 #pragma unroll
     for (int qq = 0; qq < 4; ++qq) {
-        r.ds[qq] = d * static_cast<float>(static_cast<int8_t>(b[192 + 8 * c + 2 * qq + l0 / 16]));
+        const int idx = 2 * qq + l0 / 16;
+        const uint32_t byte = ((idx < 4 ? sw.x : sw.y) >> (8 * (idx & 3))) & 0xFF;
+        r.ds[qq] = d * static_cast<float>(static_cast<int8_t>(byte));
     }
     return r;
 }
@@ -106,10 +130,11 @@ __device__ __forceinline__ void dot_q4_K(const Q4KUnit (&w)[kRows], int64_t u, i
         if (col >= nt) break;
         const int4 xlo = *reinterpret_cast<const int4*>(x.q + col * k + e_lo);
         const int4 xhi = *reinterpret_cast<const int4*>(x.q + col * k + e_lo + 32);
-        const float dlo = x.d[col * (k / 32) + blk * 8 + 2 * c];
-        const float dhi = x.d[col * (k / 32) + blk * 8 + 2 * c + 1];
-        const float slo = x.s[col * (k / 16) + e_lo / 16];
-        const float shi = x.s[col * (k / 16) + e_lo / 16 + 2];
+        const float2 dx = *reinterpret_cast<const float2*>(x.d + col * (k / 32) + blk * 8 + 2 * c);
+        // xs pairs the sums of elements 64c + 16h and 64c + 32 + 16h (quantize_x_q8_kernel).
+        const float2 sx =
+            *reinterpret_cast<const float2*>(x.s + col * (k / 16) + blk * 16 + 4 * c + 2 * h);
+        const float dlo = dx.x, dhi = dx.y, slo = sx.x, shi = sx.y;
         const int xl[4] = {xlo.x, xlo.y, xlo.z, xlo.w};
         const int xh[4] = {xhi.x, xhi.y, xhi.z, xhi.w};
 #pragma unroll
@@ -176,7 +201,6 @@ __device__ __forceinline__ void dot_q6_K(const Q6KUnit (&w)[kRows], int64_t u, i
 
 struct Q4KOps {
     using Unit = Q4KUnit;
-    static constexpr int kBlockBytes = 144;
     static __device__ __forceinline__ Unit load(const uint8_t* row, int64_t u) {
         return load_q4_K(row, u);
     }
@@ -189,7 +213,6 @@ struct Q4KOps {
 
 struct Q6KOps {
     using Unit = Q6KUnit;
-    static constexpr int kBlockBytes = 210;
     static __device__ __forceinline__ Unit load(const uint8_t* row, int64_t u) {
         return load_q6_K(row, u);
     }
@@ -214,9 +237,6 @@ __global__ void __launch_bounds__(kWarps * 32)
     const uint8_t* w_row[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) w_row[r] = w + (row0 + (r < n_rows ? r : 0)) * w_stride;
-
-    const int64_t row_bytes = k / 256 * Ops::kBlockBytes;
-    for (int r = 0; r < n_rows; ++r) prefetch_l2(w_row[r], row_bytes, lane);
 
     float acc[kRows][NT] = {};
     const int64_t n_units = k / 32;

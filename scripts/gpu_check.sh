@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine from the repository root, over binaries bundled here with
+# scripts/device_bundle.sh into .devcarry/ (see docs/BENCHMARKS.md for how it is called):
+#   CUDA op parity and end-to-end model parity (test_cuda), the op benches, and `sift bench` on
+#   synthetic models of real shapes made there with `sift mkmodel`.
+# Logs go to $OUT (the device tool brings them back); the last lines are a summary.
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH=$PWD/.devcarry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export SIFT_TEST_DATA=$PWD/tests/data
+B=$PWD/.devcarry/bin
+STAGES=${STAGES:-"parity bench"}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+
+if [[ $STAGES == *parity* ]]; then
+  "$B/test_cuda" ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER} >"$OUT/test_cuda.log" 2>&1
+  echo "test_cuda exit $?"
+  grep -E "^\[  (PASSED|FAILED) |^  [a-z].*max rel|FAILED  \]" "$OUT/test_cuda.log" | head -40
+fi
+if [[ $STAGES == *opbench* ]]; then
+  for b in "$B"/bench_cuda_*; do
+    "$b" --benchmark_min_time=0.2s >"$OUT/$(basename "$b").log" 2>&1
+    tail -25 "$OUT/$(basename "$b").log"
+  done
+fi
+M=/tmp/sift_models
+mkdir -p $M
+if [[ $STAGES == *bench* || $STAGES == *pflash* ]]; then
+  [[ -f $M/q8b.gguf ]] || "$B/sift" mkmodel --arch qwen3 --preset 8b --type q4_k_m -o $M/q8b.gguf >/dev/null
+  [[ -f $M/q06.gguf ]] || "$B/sift" mkmodel --arch qwen3 --preset 0.6b --type bf16 -o $M/q06.gguf >/dev/null
+fi
+if [[ $STAGES == *bench* ]]; then
+  "$B/sift" bench -m $M/q8b.gguf -p ${PP:-512,8192,32768} -n 128 -r ${REPS:-2} --peak-tflops 780 \
+    2>&1 | tee "$OUT/bench_8b.md"
+  "$B/sift" bench -m $M/q06.gguf -p 8192 -n 128 -r ${REPS:-2} --peak-tflops 780 2>&1 | tee "$OUT/bench_06.md"
+fi
+if [[ $STAGES == *pflash* ]]; then
+  # Speculative prefill on synthetic models (random weights: timings only, no quality): a prompt
+  # of about N tokens, dense target vs drafter + compressed target at keep 0.05.
+  for n in ${PFLASH_CTX:-32768}; do
+    python3 -c "import random; random.seed(1); print(' '.join('w%d' % random.randrange(20000) for _ in range($n)))" >/tmp/p$n.txt
+    "$B/sift" run -m $M/q8b.gguf -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n * 2)) --json \
+      >"$OUT/dense_$n.json" 2>"$OUT/dense_$n.err"
+    "$B/sift" run -m $M/q8b.gguf --drafter $M/q06.gguf --pflash on --pflash-threshold 0 --keep-ratio 0.05 \
+      -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n * 2)) --json \
+      >"$OUT/pflash_$n.json" 2>"$OUT/pflash_$n.err"
+    python3 - "$OUT/dense_$n.json" "$OUT/pflash_$n.json" $n <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2])); n = sys.argv[3]
+pf = p["pflash"]
+print(f"ctx {n}: dense prompt {d['timings']['prompt_tokens']} TTFT {d['timings']['ttft_seconds']:.3f} s | "
+      f"pflash kept {pf['kept_tokens']}/{pf['target_tokens']} TTFT {pf['ttft_seconds']:.3f} s "
+      f"(drafter {pf['drafter_seconds']:.3f} s, select {pf['select_seconds']:.3f}, map {pf['map_seconds']:.3f}, "
+      f"target prefill {p['timings']['prefill_seconds']:.3f} s)")
+PY
+  done
+fi
