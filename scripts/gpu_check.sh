@@ -15,20 +15,21 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 
 if [[ $STAGES == *parity* ]]; then
   "$B/test_cuda" ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER} >"$OUT/test_cuda.log" 2>&1
-  echo "test_cuda exit $?"
-  grep -E "^\[  (PASSED|FAILED) |^  [a-z].*max rel|FAILED  \]" "$OUT/test_cuda.log" | head -40
+  echo "test_cuda exit $?" >"$OUT/summary.txt"
+  grep -E "^\[  (PASSED|FAILED) |^  [a-z].*max rel|FAILED  \]" "$OUT/test_cuda.log" | head -60 >>"$OUT/summary.txt"
+  cat "$OUT/summary.txt"
 fi
 if [[ $STAGES == *opbench* ]]; then
   for b in "$B"/bench_cuda_*; do
-    "$b" --benchmark_min_time=0.2s >"$OUT/$(basename "$b").log" 2>&1
+    "$b" --benchmark_min_time=0.2 >"$OUT/$(basename "$b").log" 2>&1
     tail -25 "$OUT/$(basename "$b").log"
   done
 fi
 M=/tmp/sift_models
 mkdir -p $M
 if [[ $STAGES == *bench* || $STAGES == *pflash* ]]; then
-  [[ -f $M/q8b.gguf ]] || "$B/sift" mkmodel --arch qwen3 --preset 8b --type q4_k_m -o $M/q8b.gguf >/dev/null
-  [[ -f $M/q06.gguf ]] || "$B/sift" mkmodel --arch qwen3 --preset 0.6b --type bf16 -o $M/q06.gguf >/dev/null
+  [[ -f $M/q8b.gguf ]] || "$B/sift" mkmodel --arch qwen3 --preset 8b --type q4_k_m -o $M/q8b.gguf >/dev/null 2>&1
+  [[ -f $M/q06.gguf ]] || "$B/sift" mkmodel --arch qwen3 --preset 0.6b --type bf16 -o $M/q06.gguf >/dev/null 2>&1
 fi
 if [[ $STAGES == *bench* ]]; then
   "$B/sift" bench -m $M/q8b.gguf -p ${PP:-512,8192,32768} -n 128 -r ${REPS:-2} --peak-tflops 780 \
@@ -39,7 +40,8 @@ if [[ $STAGES == *pflash* ]]; then
   # Speculative prefill on synthetic models (random weights: timings only, no quality): a prompt
   # of about N tokens, dense target vs drafter + compressed target at keep 0.05.
   for n in ${PFLASH_CTX:-32768}; do
-    python3 -c "import random; random.seed(1); print(' '.join('w%d' % random.randrange(20000) for _ in range($n)))" >/tmp/p$n.txt
+    # The synthetic vocabulary spells "wNNNN" in about 5.45 tokens.
+    python3 -c "import random; random.seed(1); print(' '.join('w%d' % random.randrange(20000) for _ in range(int($n / 5.45))))" >/tmp/p$n.txt
     "$B/sift" run -m $M/q8b.gguf -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n * 2)) --json \
       >"$OUT/dense_$n.json" 2>"$OUT/dense_$n.err"
     "$B/sift" run -m $M/q8b.gguf --drafter $M/q06.gguf --pflash on --pflash-threshold 0 --keep-ratio 0.05 \
