@@ -165,7 +165,7 @@ Status run_bench(const BenchCliOptions& opt) {
                            {"gflop_per_second", row.gflops},
                            {"compute_ceiling_tflop_per_second", opt.peak_tflops}});
         }
-        fmt::print("{}\n", out.dump(2));
+        fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     } else if (opt.output == "csv") {
         fmt::print(
             "model,backend,test,n_prompt,n_gen,depth,tps_mean,tps_sd,seconds_mean,"

@@ -220,7 +220,8 @@ Status run_eval(const EvalOptions& opt) {
                  {"mean_ttft_seconds", cell.ttft / cell.total},
                  {"mean_kept_fraction", cell.kept / cell.total}});
         }
-        fmt::print("{}\n", nlohmann::json({{"summary", summary}, {"cases", details}}).dump(2));
+        fmt::print("{}\n", nlohmann::json({{"summary", summary}, {"cases", details}})
+                               .dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
         return {};
     }
     fmt::print(

@@ -247,7 +247,8 @@ int run_inspect(const InspectOptions& opt) {
     }
     const Summary s = summarize(**file);
     if (opt.json) {
-        fmt::print("{}\n", to_json(**file, s, opt.path, opt.tensors).dump(2));
+        fmt::print("{}\n", to_json(**file, s, opt.path, opt.tensors)
+                               .dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
         print_text(**file, s, opt.path, opt.tensors);
     }

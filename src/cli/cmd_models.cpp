@@ -77,7 +77,7 @@ int run_list(const ModelsOptions& options) {
                                : nlohmann::ordered_json((*dir / entry.file).string());
             out["models"].push_back(std::move(item));
         }
-        fmt::print("{}\n", out.dump(2));
+        fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
         return 0;
     }
 

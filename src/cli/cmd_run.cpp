@@ -163,7 +163,7 @@ Status run(RunOptions& opt) {
                 {"ttft_seconds", compressed->drafter_seconds + compressed->select_seconds +
                                      compressed->map_seconds + r->ttft_seconds}};
         }
-        fmt::print("{}\n", out.dump(2));
+        fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
         fmt::print("\n");
         fmt::print(stderr,

@@ -113,6 +113,23 @@ TEST(SpanSelect, FourGramOfTheQuestionAnchorsItsEarlierOccurrence) {
     EXPECT_FALSE(chunk_kept(select_spans(scores, tokens, p), 300, 32));
 }
 
+// Text made of a few repeated pieces (digits, identifiers) gives many rare 4-grams: the anchors
+// stop at their budget instead of keeping most of the prompt.
+TEST(SpanSelect, AnchorsStopAtTheirBudget) {
+    const int64_t n = 32 * 800;
+    std::mt19937 rng(9);
+    std::vector<int32_t> tokens(static_cast<size_t>(n));
+    for (int32_t& t : tokens) t = static_cast<int32_t>(rng() % 12);  // 12 "digits"
+    const std::vector<float> scores(static_cast<size_t>(n), 1.0f);
+    SpanSelectParams p;
+    p.keep_ratio = 0.05f;  // 40 chunks by score, so up to ~40 more by anchors
+    const SpanSelection s = select_spans(scores, tokens, p);
+    EXPECT_GT(s.n_anchor_grams, 0);
+    EXPECT_LE(s.n_chunks_forced, 8 + 24 + 40 + 2 * 8 * 2 + 5) << s.summary();
+    p.anchor_budget = 1000;
+    EXPECT_GT(select_spans(scores, tokens, p).n_chunks_forced, s.n_chunks_forced);
+}
+
 TEST(SpanSelect, AnchorRadiusScalesWithLength) {
     const int64_t n = 32 * 1500;  // 1024 <= chunks < 2048: radius 4
     std::vector<int32_t> tokens = distinct_tokens(static_cast<size_t>(n));

@@ -51,7 +51,7 @@ Gram gram_at(std::span<const int32_t> tokens, int64_t i) {
 // Marks +-radius chunks around every earlier occurrence of each 4-gram of the tail that occurs
 // 1..max_hits times before the tail. Returns how many 4-grams qualified.
 int64_t mark_anchors(std::span<const int32_t> tokens, const SpanSelectParams& p, int64_t n_chunks,
-                     std::vector<uint8_t>& forced) {
+                     int64_t budget, std::vector<uint8_t>& forced) {
     const int64_t n = static_cast<int64_t>(tokens.size());
     const int64_t tail_begin = std::max<int64_t>(0, n - p.anchor_tail);
     if (tail_begin < 4 || n - tail_begin < 4) return 0;
@@ -69,15 +69,25 @@ int64_t mark_anchors(std::span<const int32_t> tokens, const SpanSelectParams& p,
         if (it != hits.end() && static_cast<int32_t>(it->second.size()) <= max_hits)
             it->second.push_back(i);
     }
-    int64_t qualified = 0;
-    for (const auto& [gram, where] : hits) {
-        if (where.empty() || static_cast<int32_t>(where.size()) > max_hits) continue;
+    // Rarest grams first (then by first occurrence, for determinism), until the budget is spent.
+    std::vector<const std::vector<int64_t>*> grams;
+    for (const auto& [gram, where] : hits)
+        if (!where.empty() && static_cast<int32_t>(where.size()) <= max_hits)
+            grams.push_back(&where);
+    std::sort(grams.begin(), grams.end(), [](const auto* a, const auto* b) {
+        return a->size() != b->size() ? a->size() < b->size() : a->front() < b->front();
+    });
+    int64_t qualified = 0, added = 0;
+    for (const std::vector<int64_t>* where : grams) {
+        if (added >= budget) break;
         ++qualified;
-        for (int64_t pos : where) {
+        for (int64_t pos : *where) {
             const int64_t first = pos / p.chunk - radius;
             const int64_t last = (pos + 3) / p.chunk + radius;
-            for (int64_t c = std::max<int64_t>(0, first); c <= std::min(n_chunks - 1, last); ++c)
+            for (int64_t c = std::max<int64_t>(0, first); c <= std::min(n_chunks - 1, last); ++c) {
+                added += forced[static_cast<size_t>(c)] ? 0 : 1;
                 forced[static_cast<size_t>(c)] = 1;
+            }
         }
     }
     return qualified;
@@ -145,7 +155,10 @@ SpanSelection select_spans(std::span<const float> scores, std::span<const int32_
         for (int64_t c = 0; c < p.head_chunks; ++c) forced[static_cast<size_t>(c)] = 1;
         for (int64_t c = n_chunks - p.tail_chunks; c < n_chunks; ++c)
             forced[static_cast<size_t>(c)] = 1;
-        if (p.anchors) sel.n_anchor_grams = mark_anchors(tokens, p, n_chunks, forced);
+        if (p.anchors) {
+            const int64_t budget = p.anchor_budget > 0 ? p.anchor_budget : n_keep;
+            sel.n_anchor_grams = mark_anchors(tokens, p, n_chunks, budget, forced);
+        }
     }
 
     for (const Span& sp : p.protect) {

@@ -28,6 +28,10 @@ struct SpanSelectParams {
     int32_t anchor_radius = 0;
     int32_t anchor_max_hits = 0;
     bool anchors = true;
+    // At most this many chunks are forced by anchors (0: as many as the score budget), rarest
+    // 4-grams first: text full of repeated short pieces (numbers, identifiers) would otherwise
+    // anchor most of the prompt.
+    int64_t anchor_budget = 0;
     // The final question [query_begin, query_end) (token indices; empty = unknown): when less
     // than `query_survival` of it is kept and it is shorter than `query_max_tokens`, all of it is
     // kept (the reference re-appended a copy; keeping it in place keeps positions intact).
