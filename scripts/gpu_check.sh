@@ -42,10 +42,10 @@ if [[ $STAGES == *pflash* ]]; then
   for n in ${PFLASH_CTX:-32768}; do
     # The synthetic vocabulary spells "wNNNN" in about 5.45 tokens.
     python3 -c "import random; random.seed(1); print(' '.join('w%d' % random.randrange(20000) for _ in range(int($n / 5.45))))" >/tmp/p$n.txt
-    "$B/sift" run -m $M/q8b.gguf -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n * 2)) --json \
+    "$B/sift" run -m $M/q8b.gguf -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n * 2)) -u ${UBATCH:-512} --json \
       >"$OUT/dense_$n.json" 2>"$OUT/dense_$n.err"
     "$B/sift" run -m $M/q8b.gguf --drafter $M/q06.gguf --pflash on --pflash-threshold 0 --keep-ratio 0.05 \
-      -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n * 2)) --json \
+      -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n * 2)) -u ${UBATCH:-512} --json \
       >"$OUT/pflash_$n.json" 2>"$OUT/pflash_$n.err"
     python3 - "$OUT/dense_$n.json" "$OUT/pflash_$n.json" $n <<'PY'
 import json, sys

@@ -90,4 +90,8 @@ Result<std::unique_ptr<Backend>> backend_select(const BackendChoice& choice,
 #endif
 }
 
+int32_t default_ubatch(const Backend& backend) {
+    return backend.device() == Device::DEVICE_CUDA ? 4096 : 512;
+}
+
 }  // namespace sift::cli

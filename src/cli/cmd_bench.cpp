@@ -25,7 +25,7 @@ struct BenchCliOptions {
     std::string depths = "0";
     int repetitions = 5;
     BackendChoice backend;
-    int32_t n_ubatch = 512;
+    int32_t n_ubatch = 0;  // 0: 512 on the CPU, 4096 on a GPU (enough query tiles to fill it)
     std::string cache_type = "f16";
     std::string output = "md";
     double peak_bandwidth_gbs = 0;  // 0: measure
@@ -91,7 +91,7 @@ Status run_bench(const BenchCliOptions& opt) {
     if (!kv_type) return make_error("unknown --cache-type '{}' (f16, f32)", opt.cache_type);
     ModelOptions model_options;
     model_options.n_ctx = need;
-    model_options.n_ubatch = opt.n_ubatch;
+    model_options.n_ubatch = opt.n_ubatch > 0 ? opt.n_ubatch : default_ubatch(*backend);
     model_options.kv_type = *kv_type;
     Result<std::unique_ptr<Model>> model = Model::load(*path, *backend, model_options);
     if (!model) return model.error();
@@ -197,7 +197,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
     sub->add_option("-r,--repetitions", opt->repetitions, "Timed runs per test")
         ->capture_default_str();
     add_backend_options(*sub, opt->backend);
-    sub->add_option("-u,--ubatch-size", opt->n_ubatch, "Tokens per forward chunk")
+    sub->add_option("-u,--ubatch-size", opt->n_ubatch,
+                    "Tokens per forward chunk (0: 512 on the CPU, 4096 on a GPU)")
         ->capture_default_str();
     sub->add_option("--cache-type", opt->cache_type, "KV cache type: f16 or f32")
         ->capture_default_str();

@@ -92,6 +92,7 @@ Status run_eval(const EvalOptions& opt) {
     if (!backend) return backend.error();
     const int64_t max_ctx = *std::max_element(ctxs->begin(), ctxs->end());
     ModelOptions mo;
+    mo.n_ubatch = default_ubatch(**backend);
     mo.n_ctx = max_ctx + 512 + opt.n_predict;
     Result<std::unique_ptr<Model>> target = Model::load(*target_path, **backend, mo);
     if (!target) return target.error();

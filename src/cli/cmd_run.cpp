@@ -29,7 +29,7 @@ struct RunOptions {
     bool chat = false;
     int32_t n_predict = 256;
     int64_t n_ctx = 0;
-    int32_t n_ubatch = 512;
+    int32_t n_ubatch = 0;  // 0: 512 on the CPU, 4096 on a GPU (enough query tiles to fill it)
     BackendChoice backend;
     PflashOptions pflash;
     std::string cache_type = "f16";
@@ -79,6 +79,7 @@ Status run(RunOptions& opt) {
     if (!kv_type) return make_error("unknown --cache-type '{}' (f16, f32)", opt.cache_type);
     ModelOptions model_options;
     model_options.n_ctx = opt.n_ctx;
+    if (opt.n_ubatch <= 0) opt.n_ubatch = default_ubatch(**backend);
     model_options.n_ubatch = opt.n_ubatch;
     model_options.kv_type = *kv_type;
     model_options.dump_layers = opt.dump_layers;
@@ -205,7 +206,8 @@ void add_run_command(CLI::App& app, int& exit_code) {
     sub->add_option("-c,--ctx-size", opt->n_ctx,
                     "Context size in tokens (0: the model's, capped by memory)")
         ->capture_default_str();
-    sub->add_option("-u,--ubatch-size", opt->n_ubatch, "Tokens per forward chunk")
+    sub->add_option("-u,--ubatch-size", opt->n_ubatch,
+                    "Tokens per forward chunk (0: 512 on the CPU, 4096 on a GPU)")
         ->capture_default_str();
     add_backend_options(*sub, opt->backend);
     add_pflash_options(*sub, opt->pflash);
