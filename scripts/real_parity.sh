@@ -53,8 +53,10 @@ print(f"{label:32s} max_rel {c['max_rel_err']:.2e}  top1 {'yes' if c['top1_agree
 PYEOF
 }
 
-for model in qwen2.5-coder-1.5b-instruct-q4_k_m.gguf qwen2.5-coder-0.5b-instruct-awq-q4_k_m.gguf \
-             smollm2-135m-instruct-q4_1.gguf gemma-3-270m-q4_k_m.gguf; do
+# PARITY_MODELS="a.gguf b.gguf" limits the run.
+for model in ${PARITY_MODELS:-qwen2.5-coder-1.5b-instruct-q4_k_m.gguf \
+             qwen2.5-coder-0.5b-instruct-awq-q4_k_m.gguf smollm2-135m-instruct-q4_1.gguf \
+             gemma-3-270m-q4_k_m.gguf}; do
   [[ -f $MODELS/$model ]] || { echo "skip $model (not installed)"; continue; }
   for p in "${prompts[@]}"; do
     kind=${p%%|*}

@@ -18,10 +18,15 @@ TEST(CudaContext, HasStreamHandleAndProperties) {
     EXPECT_EQ(ctx.scratch_a.get(500), a);  // grow-only: a smaller request reuses the buffer
 }
 
+// Asking for a device that does not exist is an error naming it (without a GPU or driver every
+// request is an error, naming the CUDA failure instead).
 TEST(CudaContext, MissingDeviceIsAnError) {
     Result<cuda::CudaContext*> c = cuda::cuda_context_create(1000);
     ASSERT_FALSE(c.ok());
-    EXPECT_NE(c.message().find("1000"), std::string::npos) << c.message();
+    EXPECT_FALSE(c.message().empty());
+    if (test::cuda_test_context() != nullptr) {
+        EXPECT_NE(c.message().find("1000"), std::string::npos) << c.message();
+    }
 }
 
 }  // namespace
