@@ -11,10 +11,18 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tensor/tensor.h"
 
 namespace sift {
+
+struct RopeParams;
+
+// The rotation frequencies of RoPE, in double (at positions of 10^5 an F32 angle would be off by
+// ~0.01 rad): inv_freq[i] = freq_scale * base^(-2i/n_rot) / factors[i], i < n_rot / 2, so
+// theta_i = pos * inv_freq[i]. factors: host F32 [n_rot / 2] or null (all 1).
+std::vector<double> rope_inv_freq(const RopeParams& params, const float* factors);
 
 struct RopeParams {
     int32_t n_rot = 0;        // rotated dims per head (<= head_dim); the rest pass through

@@ -9,6 +9,7 @@
 #include "cli/backend_select.h"
 #include "cli/cli.h"
 #include "cli/cli_files.h"
+#include "cli/run_pflash.h"
 #include "cli/run_prompt.h"
 #include "runtime/generate.h"
 #include "runtime/niah.h"
@@ -135,15 +136,8 @@ Status run_eval(const EvalOptions& opt) {
                 const std::string user = c.document + "\n\n" + c.question;
                 Result<std::string> text = chat_prompt_text((*target)->file(), **ttok, "", user);
                 if (!text) return text.error();
-                const std::vector<spec::ByteRange> protect = [&] {
-                    const size_t at = text->find(c.document);
-                    std::vector<spec::ByteRange> r;
-                    if (at == std::string::npos) return r;
-                    r.push_back({0, static_cast<int64_t>(at)});
-                    r.push_back({static_cast<int64_t>(at + c.document.size()),
-                                 static_cast<int64_t>(text->size())});
-                    return r;
-                }();
+                // Only the document may be compressed: markup and the question stay.
+                const std::vector<spec::ByteRange> protect = protect_all_but(*text, c.document);
                 const std::vector<int32_t> prompt = (*ttok)->encode(*text, false, true);
                 Result<GenerateResult> dense = generate(**target, **ttok, prompt, gen, nullptr);
                 if (!dense) return dense.error();

@@ -71,12 +71,6 @@ void f16_to_f32_scalar(const uint16_t* src, float* dst, int64_t n) {
     for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(src[i]);
 }
 
-int32_t read_i32(const Tensor& t, int64_t i) {
-    int32_t v;
-    std::memcpy(&v, static_cast<const uint8_t*>(t.data) + i * t.nb[0], 4);
-    return v;
-}
-
 // What a group of tokens or cells covers, for whole-block visibility decisions.
 struct Span {
     int32_t seq = kSeqNone;  // the one sequence, kSeqMixed or kSeqNone

@@ -17,12 +17,6 @@ namespace {
 
 constexpr int64_t kCellChunk = 256;
 
-int32_t read_i32(const Tensor& t, int64_t i) {
-    int32_t v;
-    std::memcpy(&v, static_cast<const uint8_t*>(t.data) + i * t.nb[0], 4);
-    return v;
-}
-
 // Key row of (cell, kv head) as F32.
 void load_key(const Tensor& k, int64_t cell, int64_t head, float* dst) {
     const uint8_t* src = static_cast<const uint8_t*>(k.data) + cell * k.nb[2] + head * k.nb[1];
@@ -78,17 +72,11 @@ void cpu_attention_probe(CpuContext& ctx, const AttentionInputs& in, const Atten
     if (n_range == 0 || n_q == 0) return;
     const int64_t group = n_head / n_kv;
 
-    std::vector<double> inv_freq;
-    if (unrope != nullptr) {  // as cpu_rope computes theta, in double
-        const int half = unrope->n_rot / 2;
-        const float* factors =
-            unrope->freq_factors != nullptr ? unrope->freq_factors->ptr<const float>() : nullptr;
-        for (int i = 0; i < half; ++i)
-            inv_freq.push_back(
-                unrope->freq_scale *
-                std::pow(static_cast<double>(unrope->freq_base), -2.0 * i / unrope->n_rot) /
-                (factors != nullptr ? factors[i] : 1.0));
-    }
+    const std::vector<double> inv_freq =
+        unrope == nullptr ? std::vector<double>{}
+                          : rope_inv_freq(*unrope, unrope->freq_factors != nullptr
+                                                       ? unrope->freq_factors->ptr<const float>()
+                                                       : nullptr);
     std::vector<int32_t> qpos(static_cast<size_t>(n_q)), qseq(static_cast<size_t>(n_q));
     for (int64_t t = 0; t < n_q; ++t) {
         qpos[static_cast<size_t>(t)] = read_i32(in.q_pos, t);

@@ -4,14 +4,23 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "backend/cpu/cpu_kernels.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "tensor/tensor.h"
 
 namespace sift::cpu {
+
+// Element i of an I32 tensor (positions, ids, sequence ids), any stride.
+inline int32_t read_i32(const Tensor& t, int64_t i) {
+    int32_t v;
+    std::memcpy(&v, static_cast<const uint8_t*>(t.data) + i * t.nb[0], 4);
+    return v;
+}
 
 // A 64-byte aligned buffer that only grows.
 class ScratchBuffer {

@@ -80,12 +80,6 @@ void gated_op(CpuContext& ctx, const Tensor& gate, const Tensor& up, Tensor out,
     });
 }
 
-int32_t read_i32(const Tensor& t, int64_t i) {
-    int32_t v;
-    std::memcpy(&v, static_cast<const uint8_t*>(t.data) + i * t.nb[0], 4);
-    return v;
-}
-
 }  // namespace
 
 void cpu_get_rows(CpuContext& ctx, const Tensor& table, const Tensor& ids, Tensor out) {
@@ -171,14 +165,7 @@ void cpu_rope(CpuContext& ctx, const Tensor& x, const Tensor& pos, const RopePar
                    "rope: freq_factors");
         factors = p.freq_factors->ptr<const float>();
     }
-    // theta_i = pos * freq_scale * base^(-2i/n_rot) / factor_i, in double: at positions of 10^5 an
-    // F32 angle would be off by ~0.01 rad.
-    std::vector<double> inv_freq(static_cast<size_t>(half));
-    for (int i = 0; i < half; ++i) {
-        inv_freq[i] = p.freq_scale *
-                      std::pow(static_cast<double>(p.freq_base), -2.0 * i / p.n_rot) /
-                      (factors != nullptr ? factors[i] : 1.0);
-    }
+    const std::vector<double> inv_freq = rope_inv_freq(p, factors);
     const int64_t chunk = std::max<int64_t>(1, kElementsPerChunk / (head_dim * n_head));
     ctx.pool.parallel_for(n_tokens, chunk, [&](int64_t begin, int64_t end, int thread) {
         float* cs = ctx.thread_scratch[thread].get<float>(2 * half);

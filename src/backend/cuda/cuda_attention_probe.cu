@@ -182,11 +182,9 @@ void cuda_attention_probe(CudaContext& ctx, const AttentionInputs& in,
                                             ctx.stream));
             SIFT_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
         }
+        const std::vector<double> inv_freq = rope_inv_freq(*unrope, factors.data());
         for (int i = 0; i < half; ++i)
-            host[static_cast<size_t>(i)] = static_cast<float>(
-                unrope->freq_scale *
-                std::pow(static_cast<double>(unrope->freq_base), -2.0 * i / unrope->n_rot) /
-                factors[static_cast<size_t>(i)]);
+            host[static_cast<size_t>(i)] = static_cast<float>(inv_freq[static_cast<size_t>(i)]);
         float* dev = row_inv + n_rows;
         SIFT_CUDA_CHECK(cudaMemcpyAsync(dev, host.data(), static_cast<size_t>(half) * 4,
                                         cudaMemcpyHostToDevice, ctx.stream));
