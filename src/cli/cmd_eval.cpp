@@ -67,7 +67,10 @@ Status run_eval(const EvalOptions& opt) {
         std::stringstream ss(opt.tasks);
         for (std::string name; std::getline(ss, name, ',');) {
             if (name == "all") {
-                tasks = niah_all_tasks();
+                // Tasks that need real text run only with --haystack.
+                tasks.clear();
+                for (NiahTask t : niah_all_tasks())
+                    if (!opt.haystack.empty() || !niah_needs_real_text(t)) tasks.push_back(t);
                 break;
             }
             Result<NiahTask> t = niah_task_from_name(name);
@@ -132,7 +135,9 @@ Status run_eval(const EvalOptions& opt) {
                 no.depth = 0.1 + 0.8 * (i + 0.5) / opt.cases;
                 no.seed = opt.seed + static_cast<uint64_t>(i) * 7919 + static_cast<uint64_t>(ctx);
                 no.needles = opt.needles;
-                const NiahCase c = niah_make_case(no, haystack, count);
+                Result<NiahCase> made = niah_make_case(no, haystack, count);
+                if (!made) return made.error();
+                const NiahCase& c = *made;
                 const std::string user = c.document + "\n\n" + c.question;
                 Result<std::string> text = chat_prompt_text((*target)->file(), **ttok, "", user);
                 if (!text) return text.error();
@@ -157,31 +162,33 @@ Status run_eval(const EvalOptions& opt) {
                                        {{"correct", ok},
                                         {"reply", dense->text},
                                         {"ttft_seconds", dense->ttft_seconds}}}};
+                // The drafter runs once per case; each keep ratio only selects again.
+                (*drafter)->kv().clear();
+                Result<spec::PflashScores> scored =
+                    spec::pflash_score(**drafter, **dtok, **ttok, *text, protect, pp);
+                if (!scored) return scored.error();
                 for (size_t k = 0; k < keeps->size(); ++k) {
                     pp.select.keep_ratio = (*keeps)[k];
-                    (*drafter)->kv().clear();
-                    Result<spec::PflashResult> comp =
-                        spec::pflash_compress(**drafter, **dtok, **ttok, *text, protect, pp);
-                    if (!comp) return comp.error();
+                    const spec::PflashResult comp = spec::pflash_select(*scored, *text, pp);
                     GenerateParams g = gen;
-                    g.positions = comp->positions;
-                    Result<GenerateResult> r = generate(**target, **ttok, comp->tokens, g, nullptr);
+                    g.positions = comp.positions;
+                    Result<GenerateResult> r = generate(**target, **ttok, comp.tokens, g, nullptr);
                     if (!r) return r.error();
                     const bool cok = niah_correct(c, r->text);
-                    const double ttft = comp->drafter_seconds + comp->select_seconds +
-                                        comp->map_seconds + r->ttft_seconds;
+                    const double ttft = comp.drafter_seconds + comp.select_seconds +
+                                        comp.map_seconds + r->ttft_seconds;
                     Cell& e = cells[{ctx, static_cast<int>(task), static_cast<int>(k) + 1}];
                     e.correct += cok;
                     e.total += 1;
                     e.ttft += ttft;
-                    e.kept += static_cast<double>(comp->tokens.size()) /
+                    e.kept += static_cast<double>(comp.tokens.size()) /
                               static_cast<double>(prompt.size());
                     row[fmt::format("keep_{}", (*keeps)[k])] = {
                         {"correct", cok},
                         {"reply", r->text},
                         {"ttft_seconds", ttft},
-                        {"kept_tokens", comp->tokens.size()},
-                        {"drafter_seconds", comp->drafter_seconds}};
+                        {"kept_tokens", comp.tokens.size()},
+                        {"drafter_seconds", comp.drafter_seconds}};
                 }
                 details.push_back(row);
                 if (opt.output == "md")
@@ -246,8 +253,10 @@ void add_eval_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     niah->add_option("--keep-ratio", opt->keep, "Keep ratios, comma-separated")
         ->capture_default_str();
-    niah->add_option("--tasks", opt->tasks,
-                     "single, multikey, multivalue, paraphrase, vartrack (comma-separated) or all")
+    niah->add_option(
+            "--tasks", opt->tasks,
+            "single, multikey, multivalue, paraphrase, vartrack, passage (needs --haystack) "
+            "(comma-separated) or all")
         ->capture_default_str();
     niah->add_option("--cases", opt->cases, "Cases per (ctx, task); depths spread over 10-90%")
         ->capture_default_str();

@@ -15,6 +15,7 @@
 #include "cli/run_prompt.h"
 #include "model/model.h"
 #include "runtime/generate.h"
+#include "spec/prefill/chat_segments.h"
 #include "tokenizer/tokenizer.h"
 
 namespace sift::cli {
@@ -26,6 +27,8 @@ struct RunOptions {
     std::string prompt_file;
     std::string system;
     std::string chat_template_file;
+    std::string messages_file;  // a whole conversation (JSON), instead of -p/-f
+    std::string tools_file;
     bool chat = false;
     int32_t n_predict = 256;
     int64_t n_ctx = 0;
@@ -63,7 +66,12 @@ Status run(RunOptions& opt) {
         return make_error("--pflash on needs --drafter MODEL");
     Result<spec::PflashParams> pflash_params_r = pflash_params(opt.pflash);
     if (!pflash_params_r) return pflash_params_r.error();
-    if (user_text.empty()) return make_error("no prompt: give -p TEXT or -f FILE");
+    const bool conversation = !opt.messages_file.empty();
+    if (conversation && !user_text.empty())
+        return make_error("give either --messages FILE or a prompt (-p/-f), not both");
+    if (!conversation && !opt.tools_file.empty()) return make_error("--tools needs --messages");
+    if (user_text.empty() && !conversation)
+        return make_error("no prompt: give -p TEXT, -f FILE or --messages FILE");
     std::string chat_template;
     if (!opt.chat_template_file.empty()) {
         Result<std::string> t = read_text_file(opt.chat_template_file);
@@ -88,13 +96,28 @@ Status run(RunOptions& opt) {
     Result<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::from_gguf((*model)->file());
     if (!tokenizer) return make_error("{}: {}", opt.model, tokenizer.message());
 
-    Result<std::string> prompt_text =
-        opt.chat
-            ? chat_prompt_text((*model)->file(), **tokenizer, opt.system, user_text, chat_template)
-            : Result<std::string>(user_text);
+    // What speculative prefill must keep: everything but the -f document, or, for a
+    // conversation, everything but the long context inside its messages.
+    std::vector<spec::ByteRange> protect;
+    std::vector<spec::ChatSegment> segments;
+    Result<std::string> prompt_text = user_text;
+    if (conversation) {
+        Result<spec::ChatPrompt> chat = conversation_prompt(
+            **model, **tokenizer, opt.messages_file, opt.tools_file, chat_template, opt.pflash);
+        if (!chat) return chat.error();
+        if (use_pflash && !opt.json) fmt::print(stderr, "pflash: {}\n", chat->summary());
+        protect = std::move(chat->protect);
+        segments = std::move(chat->segments);
+        prompt_text = std::move(chat->text);
+    } else if (opt.chat) {
+        prompt_text =
+            chat_prompt_text((*model)->file(), **tokenizer, opt.system, user_text, chat_template);
+    }
     if (!prompt_text) return prompt_text.error();
+    if (!conversation) protect = protect_all_but(*prompt_text, document);
     // Chat text carries its own markup (BOS included where the template writes it).
-    std::vector<int32_t> prompt = (*tokenizer)->encode(*prompt_text, !opt.chat, true);
+    const bool templated = opt.chat || conversation;
+    std::vector<int32_t> prompt = (*tokenizer)->encode(*prompt_text, !templated, true);
 
     // Speculative prefill: the drafter, resident beside the target, picks what the target reads.
     std::unique_ptr<Model> drafter;
@@ -110,7 +133,6 @@ Status run(RunOptions& opt) {
         drafter = std::move(*d);
         Result<std::unique_ptr<Tokenizer>> drafter_tok = Tokenizer::from_gguf(drafter->file());
         if (!drafter_tok) return make_error("--drafter: {}", drafter_tok.message());
-        const std::vector<spec::ByteRange> protect = protect_all_but(*prompt_text, document);
         Result<spec::PflashResult> c = spec::pflash_compress(
             *drafter, **drafter_tok, **tokenizer, *prompt_text, protect, *pflash_params_r);
         if (!c) return c.error();
@@ -159,10 +181,18 @@ Status run(RunOptions& opt) {
                 {"chunks_by_score", sel.n_chunks_scored},
                 {"chunks_forced", sel.n_chunks_forced},
                 {"drafter_seconds", compressed->drafter_seconds},
+                {"bsa_layers", compressed->bsa_layers},
                 {"select_seconds", compressed->select_seconds},
                 {"map_seconds", compressed->map_seconds},
                 {"ttft_seconds", compressed->drafter_seconds + compressed->select_seconds +
                                      compressed->map_seconds + r->ttft_seconds}};
+            for (const spec::ChatSegment& seg : segments)
+                out["pflash"]["segments"].push_back(
+                    {{"message", seg.message},
+                     {"role", seg.role},
+                     {"bytes", seg.range.end - seg.range.begin},
+                     {"compressible_bytes", seg.compressible.end - seg.compressible.begin},
+                     {"reason", seg.reason}});
         }
         fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
@@ -197,6 +227,11 @@ void add_run_command(CLI::App& app, int& exit_code) {
                     "Prompt text (after -f's text when both are given)");
     sub->add_option("-f,--file", opt->prompt_file, "Read the prompt from a file");
     sub->add_flag("--chat", opt->chat, "Apply the model's chat template to the prompt");
+    sub->add_option("--messages", opt->messages_file,
+                    "JSON conversation (a list of messages, or an object with \"messages\" and "
+                    "\"tools\") rendered with the chat template; with --pflash on only long "
+                    "context inside messages is compressed");
+    sub->add_option("--tools", opt->tools_file, "JSON list of tool definitions for --messages");
     sub->add_option("--system", opt->system, "System message for --chat");
     sub->add_option("--chat-template", opt->chat_template_file,
                     "Jinja chat template file for --chat (instead of the model's)");

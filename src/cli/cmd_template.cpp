@@ -13,6 +13,7 @@
 #include "cli/cli_files.h"
 #include "cli/json_jinja.h"
 #include "cli/model_store.h"
+#include "cli/run_prompt.h"
 #include "gguf/gguf.h"
 #include "tokenizer/chat_template.h"
 
@@ -83,28 +84,10 @@ int run_template(const TemplateOptions& opt) {
     Result<ChatTemplate> tmpl = ChatTemplate::parse(source, tokens);
     if (!tmpl) return fail(tmpl.message());
 
-    ChatTemplateInputs inputs;
+    Result<ChatTemplateInputs> conversation = read_conversation(opt.messages, opt.tools);
+    if (!conversation) return fail(conversation.message());
+    ChatTemplateInputs& inputs = *conversation;
     inputs.add_generation_prompt = opt.add_generation_prompt;
-    Result<std::string> messages_text = read_text_file(opt.messages);
-    if (!messages_text) return fail(messages_text.message());
-    Result<jinja::Value> messages = read_json_value(*messages_text, opt.messages);
-    if (!messages) return fail(messages.message());
-    if (messages->is_dict()) {
-        // {"messages": [...], "tools": [...]} as in an OpenAI request body.
-        const jinja::Value* m = messages->as_dict().find("messages");
-        if (!m) return fail(opt.messages + ": object without a \"messages\" list");
-        if (const jinja::Value* t = messages->as_dict().find("tools")) inputs.tools = *t;
-        inputs.messages = *m;
-    } else {
-        inputs.messages = *messages;
-    }
-    if (!opt.tools.empty()) {
-        Result<std::string> tools_text = read_text_file(opt.tools);
-        if (!tools_text) return fail(tools_text.message());
-        Result<jinja::Value> tools = read_json_value(*tools_text, opt.tools);
-        if (!tools) return fail(tools.message());
-        inputs.tools = *tools;
-    }
     if (!opt.enable_thinking.empty()) {
         if (opt.enable_thinking != "true" && opt.enable_thinking != "false")
             return fail("--enable-thinking takes true or false");

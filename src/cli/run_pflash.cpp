@@ -1,5 +1,7 @@
 #include "cli/run_pflash.h"
 
+#include "cli/run_prompt.h"
+
 namespace sift::cli {
 
 void add_pflash_options(CLI::App& sub, PflashOptions& o) {
@@ -19,6 +21,18 @@ void add_pflash_options(CLI::App& sub, PflashOptions& o) {
     sub.add_option("--score-layers", o.score_layers,
                    "Probe only the drafter's first N layers (0: all)")
         ->capture_default_str();
+    sub.add_option("--bsa", o.bsa, "Block-sparse attention in the drafter: on or off")
+        ->capture_default_str();
+    sub.add_option("--bsa-alpha", o.bsa_alpha,
+                   "Block-sparse keep threshold vs the best block (0.12; reference bench 0.85, "
+                   "0.70 for a 117K NIAH)")
+        ->capture_default_str();
+    sub.add_option("--bsa-min-cells", o.bsa_min_cells,
+                   "Block-sparse only once the drafter attends this many cells (dense below)")
+        ->capture_default_str();
+    sub.add_option("--pflash-min-segment", o.min_segment,
+                   "With --messages: message contents of fewer bytes are never compressed")
+        ->capture_default_str();
 }
 
 Result<spec::PflashParams> pflash_params(const PflashOptions& o) {
@@ -37,6 +51,13 @@ Result<spec::PflashParams> pflash_params(const PflashOptions& o) {
     p.score.n_lookahead = o.lookahead;
     p.score.nope = o.nope;
     p.score.n_layers = o.score_layers;
+    if (o.bsa != "on" && o.bsa != "off")
+        return make_error("--bsa takes on or off, got '{}'", o.bsa);
+    if (o.bsa_alpha < 0 || o.bsa_alpha > 1)
+        return make_error("--bsa-alpha must be in [0, 1], got {}", o.bsa_alpha);
+    p.bsa.enabled = o.bsa == "on";
+    p.bsa.params.alpha = o.bsa_alpha;
+    p.bsa.min_cells = o.bsa_min_cells;
     return p;
 }
 
@@ -50,6 +71,22 @@ std::vector<spec::ByteRange> protect_all_but(const std::string& text, const std:
     if (end < static_cast<int64_t>(text.size()))
         out.push_back({end, static_cast<int64_t>(text.size())});
     return out;
+}
+
+Result<spec::ChatPrompt> conversation_prompt(const Model& model, const Tokenizer& tokenizer,
+                                             const std::string& messages_path,
+                                             const std::string& tools_path,
+                                             const std::string& template_source,
+                                             const PflashOptions& o) {
+    Result<ChatTemplate> tmpl = model_chat_template(model.file(), tokenizer, template_source);
+    if (!tmpl) return tmpl.error();
+    Result<ChatTemplateInputs> inputs = read_conversation(messages_path, tools_path);
+    if (!inputs) return inputs.error();
+    inputs->add_generation_prompt = true;
+    if (o.min_segment < 0) return make_error("--pflash-min-segment must be >= 0");
+    spec::SegmentPolicy policy;
+    policy.min_bytes = o.min_segment;
+    return spec::render_chat_segments(*tmpl, *inputs, policy);
 }
 
 }  // namespace sift::cli

@@ -8,6 +8,7 @@
 #include "core/result.h"
 #include "model/model.h"
 #include "runtime/generate.h"
+#include "spec/prefill/chat_segments.h"
 #include "spec/prefill/pflash.h"
 #include "tokenizer/tokenizer.h"
 
@@ -22,6 +23,12 @@ struct PflashOptions {
     int32_t lookahead = 8;
     bool nope = false;
     int32_t score_layers = 0;
+    // Block-sparse drafter attention (ALGORITHMS.md 2). alpha: 0.12 the paper's default; the
+    // reference benches at 0.85 and needed 0.70 on a 117K NIAH where 0.85 missed 2 of 10.
+    std::string bsa = "on";  // on | off
+    float bsa_alpha = 0.12f;
+    int64_t bsa_min_cells = BlockSparseOptions{}.min_cells;
+    int64_t min_segment = 2048;  // --messages: message contents shorter than this are kept
 };
 
 void add_pflash_options(CLI::App& sub, PflashOptions& o);
@@ -32,5 +39,14 @@ Result<spec::PflashParams> pflash_params(const PflashOptions& o);
 // Byte ranges of `text` that must not be compressed: everything except `document` (the part
 // that may be compressed, found in the text), or nothing when document is empty or absent.
 std::vector<spec::ByteRange> protect_all_but(const std::string& text, const std::string& document);
+
+// `sift run --messages F [--tools F]`: the conversation rendered with the model's chat template
+// (or template_source) and what speculative prefill may compress in it (long context inside
+// messages; never the system prompt, tools, markup or the final question).
+Result<spec::ChatPrompt> conversation_prompt(const Model& model, const Tokenizer& tokenizer,
+                                             const std::string& messages_path,
+                                             const std::string& tools_path,
+                                             const std::string& template_source,
+                                             const PflashOptions& o);
 
 }  // namespace sift::cli

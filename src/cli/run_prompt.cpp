@@ -1,6 +1,9 @@
 #include "cli/run_prompt.h"
 
-#include "tokenizer/chat_template.h"
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_files.h"
+#include "cli/json_jinja.h"
 
 namespace sift::cli {
 namespace {
@@ -26,9 +29,8 @@ Result<std::vector<int32_t>> chat_prompt_tokens(const gguf::File& file, const To
     return tokenizer.encode(*text, false, true);
 }
 
-Result<std::string> chat_prompt_text(const gguf::File& file, const Tokenizer& tokenizer,
-                                     const std::string& system, const std::string& user,
-                                     const std::string& template_source) {
+Result<ChatTemplate> model_chat_template(const gguf::File& file, const Tokenizer& tokenizer,
+                                         const std::string& template_source) {
     Result<std::string> source = template_source.empty()
                                      ? file.get_string("tokenizer.chat_template")
                                      : Result<std::string>(template_source);
@@ -41,6 +43,57 @@ Result<std::string> chat_prompt_text(const gguf::File& file, const Tokenizer& to
                                     token_text_or_empty(tokenizer, tokenizer.special().eos)};
     Result<ChatTemplate> tmpl = ChatTemplate::parse(*source, tokens);
     if (!tmpl) return make_error("chat template: {}", tmpl.message());
+    return tmpl;
+}
+
+static Result<jinja::Value> read_json_file(const std::string& path) {
+    Result<std::string> text = read_text_file(path);
+    if (!text) return text.error();
+    nlohmann::ordered_json j;
+    try {
+        j = nlohmann::ordered_json::parse(*text);
+    } catch (const nlohmann::ordered_json::parse_error& e) {
+        return make_error("{}: invalid JSON: {}", path, e.what());
+    }
+    Result<jinja::Value> v = json_to_jinja(j);
+    if (!v) return make_error("{}: {}", path, v.message());
+    return v;
+}
+
+Result<ChatTemplateInputs> read_conversation(const std::string& messages_path,
+                                             const std::string& tools_path) {
+    ChatTemplateInputs inputs;
+    Result<jinja::Value> messages = read_json_file(messages_path);
+    if (!messages) return messages.error();
+    if (messages->is_dict()) {
+        const jinja::Value* m = messages->as_dict().find("messages");
+        if (!m) return make_error("{}: object without a \"messages\" list", messages_path);
+        if (const jinja::Value* t = messages->as_dict().find("tools")) inputs.tools = *t;
+        inputs.messages = *m;
+    } else {
+        inputs.messages = *messages;
+    }
+    if (!inputs.messages.is_list())
+        return make_error("{}: \"messages\" must be a list of messages", messages_path);
+    for (const jinja::Value& m : inputs.messages.as_list()) {
+        const jinja::Value* role = m.is_dict() ? m.as_dict().find("role") : nullptr;
+        if (!role || !role->is_string())
+            return make_error("{}: every message needs a \"role\" string", messages_path);
+    }
+    if (!tools_path.empty()) {
+        Result<jinja::Value> tools = read_json_file(tools_path);
+        if (!tools) return tools.error();
+        if (!tools->is_list()) return make_error("{}: tools must be a JSON list", tools_path);
+        inputs.tools = *tools;
+    }
+    return inputs;
+}
+
+Result<std::string> chat_prompt_text(const gguf::File& file, const Tokenizer& tokenizer,
+                                     const std::string& system, const std::string& user,
+                                     const std::string& template_source) {
+    Result<ChatTemplate> tmpl = model_chat_template(file, tokenizer, template_source);
+    if (!tmpl) return tmpl.error();
     jinja::ValueList messages;
     if (!system.empty()) messages.push_back(message("system", system));
     messages.push_back(message("user", user));

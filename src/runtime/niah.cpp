@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <random>
 
 namespace sift {
@@ -38,6 +39,86 @@ size_t insert_at(std::string& text, double depth, const std::string& needle) {
     return at;
 }
 
+// The haystack from the first line start at or after `offset % size`, wrapping around.
+std::string rotate_to_line(const std::string& haystack, uint64_t offset) {
+    size_t at = static_cast<size_t>(offset % haystack.size());
+    const size_t nl = haystack.find('\n', at);
+    at = nl == std::string::npos || nl + 1 >= haystack.size() ? 0 : nl + 1;
+    return haystack.substr(at) + "\n" + haystack.substr(0, at);
+}
+
+bool is_space_char(char ch) {
+    return ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r';
+}
+
+struct Word {
+    size_t begin, end;
+};
+
+std::vector<Word> words_from(const std::string& text, size_t at, size_t n) {
+    std::vector<Word> out;
+    while (out.size() < n && at < text.size()) {
+        while (at < text.size() && is_space_char(text[at])) ++at;
+        const size_t b = at;
+        while (at < text.size() && !is_space_char(text[at])) ++at;
+        if (at > b) out.push_back({b, at});
+    }
+    return out;
+}
+
+// The word without surrounding punctuation.
+std::string bare(const std::string& text, const Word& w) {
+    size_t b = w.begin, e = w.end;
+    while (b < e && !std::isalnum(static_cast<unsigned char>(text[b]))) ++b;
+    while (e > b && !std::isalnum(static_cast<unsigned char>(text[e - 1]))) --e;
+    return text.substr(b, e - b);
+}
+
+// TASK_PASSAGE: from the sentence start nearest to `depth` on, the first sentence whose first
+// 8 words occur once in the document and are followed, within 4 words, by a word of at least 5
+// letters and digits that the quote does not contain. The question quotes the 8 words; the
+// answer is that word.
+bool choose_passage(NiahCase& c, double depth) {
+    const std::string& text = c.document;
+    constexpr size_t kQuote = 8, kNext = 4;
+    size_t at = static_cast<size_t>(depth * static_cast<double>(text.size()));
+    for (int tries = 0; tries < 400 && at < text.size(); ++tries) {
+        // Next sentence start: after ". " / "? " / "! " or a line break.
+        size_t s = at;
+        while (s < text.size() &&
+               !(s > 0 && (text[s - 1] == '\n' ||
+                           (is_space_char(text[s]) &&
+                            (text[s - 1] == '.' || text[s - 1] == '?' || text[s - 1] == '!')))))
+            ++s;
+        at = s + 1;
+        const std::vector<Word> w = words_from(text, s, kQuote + kNext);
+        if (w.size() < kQuote + kNext) break;
+        const std::string quote_raw = text.substr(w[0].begin, w[kQuote - 1].end - w[0].begin);
+        if (text.find(quote_raw) != w[0].begin ||
+            text.find(quote_raw, w[0].begin + 1) != std::string::npos)
+            continue;
+        std::string quote;
+        for (size_t i = 0; i < kQuote; ++i) quote += (i ? " " : "") + bare(text, w[i]);
+        std::string answer;
+        for (size_t i = kQuote; i < kQuote + kNext && answer.empty(); ++i) {
+            const std::string b = bare(text, w[i]);
+            if (b.size() >= 5 && quote.find(b) == std::string::npos) answer = b;
+        }
+        if (answer.empty()) continue;
+        std::string quoted;
+        for (size_t i = 0; i < kQuote; ++i)
+            quoted += (i ? " " : "") + text.substr(w[i].begin, w[i].end - w[i].begin);
+        c.question = fmt::format(
+            "The document contains the passage \"{}\". Quote the next few words that follow it "
+            "in the document.",
+            quoted);
+        c.answers = {answer};
+        c.depth = static_cast<double>(w[0].begin) / static_cast<double>(text.size());
+        return true;
+    }
+    return false;
+}
+
 }  // namespace
 
 const char* niah_task_name(NiahTask task) {
@@ -52,22 +133,28 @@ const char* niah_task_name(NiahTask task) {
             return "paraphrase";
         case NiahTask::TASK_VARTRACK:
             return "vartrack";
+        case NiahTask::TASK_PASSAGE:
+            return "passage";
     }
     return "?";
 }
 
 const std::vector<NiahTask>& niah_all_tasks() {
-    static const std::vector<NiahTask> all = {NiahTask::TASK_SINGLE, NiahTask::TASK_MULTIKEY,
+    static const std::vector<NiahTask> all = {NiahTask::TASK_SINGLE,     NiahTask::TASK_MULTIKEY,
                                               NiahTask::TASK_MULTIVALUE, NiahTask::TASK_PARAPHRASE,
-                                              NiahTask::TASK_VARTRACK};
+                                              NiahTask::TASK_VARTRACK,   NiahTask::TASK_PASSAGE};
     return all;
 }
 
 Result<NiahTask> niah_task_from_name(const std::string& name) {
     for (NiahTask t : niah_all_tasks())
         if (name == niah_task_name(t)) return t;
-    return make_error("unknown task '{}' (single, multikey, multivalue, paraphrase, vartrack)",
-                      name);
+    return make_error(
+        "unknown task '{}' (single, multikey, multivalue, paraphrase, vartrack, passage)", name);
+}
+
+bool niah_needs_real_text(NiahTask task) {
+    return task == NiahTask::TASK_PASSAGE;
 }
 
 const std::string& niah_reference_filler() {
@@ -77,10 +164,14 @@ const std::string& niah_reference_filler() {
     return filler;
 }
 
-NiahCase niah_make_case(const NiahOptions& o, const std::string& haystack_in,
-                        const std::function<int64_t(const std::string&)>& count_tokens) {
-    const std::string& haystack = haystack_in.empty() ? niah_reference_filler() : haystack_in;
+Result<NiahCase> niah_make_case(const NiahOptions& o, const std::string& haystack_in,
+                                const std::function<int64_t(const std::string&)>& count_tokens) {
+    if (haystack_in.empty() && niah_needs_real_text(o.task))
+        return make_error("task {} needs a real-text haystack (--haystack FILE)",
+                          niah_task_name(o.task));
     std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(o.task));
+    const std::string haystack =
+        haystack_in.empty() ? niah_reference_filler() : rotate_to_line(haystack_in, rng());
     NiahCase c;
     c.task = o.task;
     c.depth = o.depth;
@@ -156,6 +247,8 @@ NiahCase niah_make_case(const NiahOptions& o, const std::string& haystack_in,
             c.answers = {value};
             break;
         }
+        case NiahTask::TASK_PASSAGE:
+            break;  // chosen from the text below
     }
 
     // Filler to length: estimate characters per token on a sample, then correct once.
@@ -178,6 +271,8 @@ NiahCase niah_make_case(const NiahOptions& o, const std::string& haystack_in,
               [](const auto& a, const auto& b) { return a.first > b.first; });
     for (const auto& n : needles) insert_at(text, n.first, n.second);
     c.document = std::move(text);
+    if (o.task == NiahTask::TASK_PASSAGE && !choose_passage(c, o.depth))
+        return make_error("passage task: no sentence of the haystack has a distinctive passage");
     return c;
 }
 

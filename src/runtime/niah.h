@@ -18,7 +18,11 @@ enum class NiahTask {
     TASK_MULTIVALUE,  // K needles with the same key, all K values asked
     TASK_PARAPHRASE,  // the question shares no 4-gram with the needle
     TASK_VARTRACK,    // a chain of assignments scattered through the text; the end value asked
+    TASK_PASSAGE,     // real text only: the words that follow a quoted passage of the haystack
 };
+
+// Tasks that need a real-text haystack (--haystack): the reference filler repeats itself.
+bool niah_needs_real_text(NiahTask task);
 
 const char* niah_task_name(NiahTask task);
 Result<NiahTask> niah_task_from_name(const std::string& name);  // errors list the names
@@ -42,8 +46,10 @@ struct NiahOptions {
 
 // haystack: the filler text repeated and cut to length (the reference's filler when empty);
 // count_tokens: the target model's token count of a text (so lengths are in its tokens).
-NiahCase niah_make_case(const NiahOptions& options, const std::string& haystack,
-                        const std::function<int64_t(const std::string&)>& count_tokens);
+// A custom haystack is read from a seed-chosen line on (wrapping around), so cases differ.
+// Errors: a task that needs real text without a haystack, or one with no usable passage.
+Result<NiahCase> niah_make_case(const NiahOptions& options, const std::string& haystack,
+                                const std::function<int64_t(const std::string&)>& count_tokens);
 
 // The reference's filler sentence block.
 const std::string& niah_reference_filler();

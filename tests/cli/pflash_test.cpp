@@ -86,6 +86,53 @@ TEST(PflashCli, BadOptionsAreNamed) {
     EXPECT_NE(r.err.find("--pflash takes off or on"), std::string::npos) << r.err;
 }
 
+TEST(PflashCli, ConversationCompressesOnlyLongContext) {
+    // An agent turn: system prompt, a long tool result holding the needle, the user's question.
+    std::string tool_result;
+    const std::string filler =
+        "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back "
+        "again. ";
+    for (int i = 0; i < 60; ++i) {
+        if (i == 24) tool_result += "The special magic lantern number is: 5093817. ";
+        tool_result += filler;
+    }
+    const json conversation = {
+        {"messages",
+         {{{"role", "system"}, {"content", "You are a helpful assistant. Answer briefly."}},
+          {{"role", "user"}, {"content", "Read the log and keep it in mind."}},
+          {{"role", "tool"}, {"content", tool_result}},
+          {{"role", "user"},
+           {"content",
+            "What is the special magic lantern number? Answer in one short "
+            "sentence."}}}}};
+    const std::string path = test_temp_path("conversation.json");
+    std::ofstream(path) << conversation.dump();
+    const json r = run_json(fmt::format(
+        "-m {0} --drafter {0} --pflash on --pflash-threshold 0 --keep-ratio 0.1 --messages {1} "
+        "-n 24 --temp 0",
+        shell_quote(model("smollm2-135m-instruct-q4_1.gguf")), shell_quote(path)));
+    ASSERT_TRUE(r.contains("pflash")) << r.dump();
+    const json& seg = r["pflash"]["segments"];
+    ASSERT_EQ(seg.size(), 4u) << r.dump();
+    EXPECT_EQ(seg[0]["reason"], "system prompt");
+    EXPECT_EQ(seg[0]["compressible_bytes"], 0);
+    EXPECT_EQ(seg[1]["reason"], "short");
+    EXPECT_EQ(seg[2]["reason"], "tool result");
+    EXPECT_EQ(seg[2]["compressible_bytes"], seg[2]["bytes"]);
+    EXPECT_EQ(seg[3]["compressible_bytes"], 0);
+    EXPECT_LT(r["pflash"]["kept_tokens"].get<int64_t>(),
+              r["pflash"]["target_tokens"].get<int64_t>());
+    EXPECT_NE(r["text"].get<std::string>().find("5093817"), std::string::npos) << r["text"];
+    // Bad input is named.
+    std::ofstream(path) << "[{\"content\": \"no role\"}]";
+    const CommandResult bad = run_command(
+        fmt::format("{} run -m {} --messages {} -n 1", SIFT_BINARY,
+                    shell_quote(model("smollm2-135m-instruct-q4_1.gguf")), shell_quote(path)));
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.err.find("\"role\""), std::string::npos) << bad.err;
+    std::filesystem::remove(path);
+}
+
 TEST(EvalCli, NiahRunsDenseAndCompressed) {
     const std::string m = shell_quote(model("smollm2-135m-instruct-q4_1.gguf"));
     const CommandResult r = run_command(fmt::format(
