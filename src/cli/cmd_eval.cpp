@@ -29,9 +29,7 @@ struct EvalOptions {
     int needles = 4;
     int n_predict = 48;
     std::string output = "md";
-    std::string positions = "original";
-    bool nope = false;
-    int lookahead = 8;
+    PflashOptions pflash;  // scoring options; keep ratios come from --keep-ratio
     uint64_t seed = 1;
     BackendChoice backend;
 };
@@ -111,14 +109,9 @@ Status run_eval(const EvalOptions& opt) {
         return static_cast<int64_t>((*ttok)->encode(s, false, false).size());
     };
 
-    spec::PflashParams pp;
-    pp.score.n_lookahead = opt.lookahead;
-    pp.score.nope = opt.nope;
-    if (opt.positions == "renumbered") {
-        pp.positions = spec::PositionPolicy::POS_RENUMBERED;
-    } else if (opt.positions != "original") {
-        return make_error("--pflash-positions takes original or renumbered");
-    }
+    Result<spec::PflashParams> params = pflash_params(opt.pflash);
+    if (!params) return params.error();
+    spec::PflashParams pp = *params;
     GenerateParams gen;
     gen.n_predict = opt.n_predict;
     gen.sampling.temperature = 0;
@@ -266,10 +259,7 @@ void add_eval_command(CLI::App& app, int& exit_code) {
                      "Distractors (multikey), values (multivalue), chain length (vartrack)")
         ->capture_default_str();
     niah->add_option("-n,--n-predict", opt->n_predict, "Reply tokens")->capture_default_str();
-    niah->add_option("--pflash-positions", opt->positions, "original or renumbered")
-        ->capture_default_str();
-    niah->add_flag("--nope", opt->nope, "Score before RoPE");
-    niah->add_option("--lookahead", opt->lookahead, "Probing queries")->capture_default_str();
+    add_pflash_scoring_options(*niah, opt->pflash);
     niah->add_option("--seed", opt->seed, "Case seed")->capture_default_str();
     niah->add_option("-o,--output", opt->output, "md or json")->capture_default_str();
     add_backend_options(*niah, opt->backend);

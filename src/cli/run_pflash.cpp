@@ -12,6 +12,13 @@ void add_pflash_options(CLI::App& sub, PflashOptions& o) {
         ->capture_default_str();
     sub.add_option("--pflash-threshold", o.threshold, "Prompts of fewer tokens run dense")
         ->capture_default_str();
+    sub.add_option("--pflash-min-segment", o.min_segment,
+                   "With --messages: message contents of fewer bytes are never compressed")
+        ->capture_default_str();
+    add_pflash_scoring_options(sub, o);
+}
+
+void add_pflash_scoring_options(CLI::App& sub, PflashOptions& o) {
     sub.add_option("--pflash-positions", o.positions,
                    "original (kept tokens keep their positions) or renumbered")
         ->capture_default_str();
@@ -30,8 +37,8 @@ void add_pflash_options(CLI::App& sub, PflashOptions& o) {
     sub.add_option("--bsa-min-cells", o.bsa_min_cells,
                    "Block-sparse only once the drafter attends this many cells (dense below)")
         ->capture_default_str();
-    sub.add_option("--pflash-min-segment", o.min_segment,
-                   "With --messages: message contents of fewer bytes are never compressed")
+    sub.add_option("--lookahead-decode", o.lookahead_decode,
+                   "Also probe with N tokens the drafter decodes after the prompt (SpecPrefill)")
         ->capture_default_str();
 }
 
@@ -40,6 +47,8 @@ Result<spec::PflashParams> pflash_params(const PflashOptions& o) {
     if (o.keep_ratio <= 0 || o.keep_ratio > 1)
         return make_error("--keep-ratio must be in (0, 1], got {}", o.keep_ratio);
     if (o.lookahead < 1) return make_error("--lookahead must be >= 1");
+    if (o.lookahead_decode < 0 || o.lookahead_decode > 64)
+        return make_error("--lookahead-decode must be in [0, 64], got {}", o.lookahead_decode);
     if (o.positions == "original") {
         p.positions = spec::PositionPolicy::POS_ORIGINAL;
     } else if (o.positions == "renumbered") {
@@ -49,6 +58,7 @@ Result<spec::PflashParams> pflash_params(const PflashOptions& o) {
     }
     p.select.keep_ratio = o.keep_ratio;
     p.score.n_lookahead = o.lookahead;
+    p.score.n_decode = o.lookahead_decode;
     p.score.nope = o.nope;
     p.score.n_layers = o.score_layers;
     if (o.bsa != "on" && o.bsa != "off")

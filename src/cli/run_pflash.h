@@ -23,6 +23,7 @@ struct PflashOptions {
     int32_t lookahead = 8;
     bool nope = false;
     int32_t score_layers = 0;
+    int32_t lookahead_decode = 0;  // drafter-decoded look-ahead queries
     // Block-sparse drafter attention (ALGORITHMS.md 2). alpha: 0.12 the paper's default; the
     // reference benches at 0.85 and needed 0.70 on a 117K NIAH where 0.85 missed 2 of 10.
     std::string bsa = "on";  // on | off
@@ -32,6 +33,9 @@ struct PflashOptions {
 };
 
 void add_pflash_options(CLI::App& sub, PflashOptions& o);
+// The scoring, position and drafter-attention options alone (what `sift eval` shares with
+// `sift run`).
+void add_pflash_scoring_options(CLI::App& sub, PflashOptions& o);
 
 // Parameters for pflash_compress from the options (errors name the bad option).
 Result<spec::PflashParams> pflash_params(const PflashOptions& o);

@@ -127,6 +127,35 @@ TEST_P(Score, NopeScoresAreProbabilitiesToo) {
     EXPECT_GT(diff, 1e-3) << "RoPE must matter for some scores";
 }
 
+TEST_P(Score, LookaheadDecodeAddsQueriesAndLeavesThePromptCache) {
+    const std::vector<int32_t> ids = prompt(40);
+    spec::ScoreParams p;
+    p.n_lookahead = 8;
+    std::unique_ptr<Model> plain = load(), ahead = load();
+    Result<spec::PromptScores> s0 = spec::score_prompt(*plain, ids, p);
+    p.n_decode = 3;
+    Result<spec::PromptScores> s1 = spec::score_prompt(*ahead, ids, p);
+    ASSERT_TRUE(s0.ok() && s1.ok()) << s1.message();
+    // The mean over 8 + 3 queries: what the 3 decoded queries add is a (max over heads of)
+    // probability mass on prompt cells, non-negative, and not nothing.
+    double added = 0;
+    for (size_t j = 0; j < ids.size(); ++j) {
+        const double d = 11.0 * s1->scores[j] - 8.0 * s0->scores[j];
+        EXPECT_GE(d, -1e-5) << j;
+        added += d;
+    }
+    EXPECT_GT(added, 0.5);
+    // The look-ahead tokens left the cache: the next token sees the same prompt in both.
+    EXPECT_EQ(ahead->kv().seq_pos_max(0), static_cast<int32_t>(ids.size()) - 1);
+    Batch next;
+    next.add(7, static_cast<int32_t>(ids.size()), 0, true);
+    Result<std::vector<float>> a = plain->decode(next), b = ahead->decode(next);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(*a, *b);
+    p.n_decode = -1;
+    EXPECT_FALSE(spec::score_prompt(*load(), ids, p).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Archs, Score, testing::Values(&kQwen3, &kLlama, &kGemma3),
                          [](const auto& info) { return std::string(info.param->arch); });
 

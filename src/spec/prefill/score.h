@@ -14,9 +14,12 @@ namespace sift::spec {
 
 struct ScoreParams {
     int32_t n_lookahead = 8;  // probing queries: the prompt's last n tokens
-    bool nope = false;        // position-free scores (queries and keys before RoPE)
-    int32_t n_layers = 0;     // probe the first n layers only (0: all)
-    int32_t seq = 0;          // the drafter sequence that receives the prompt
+    // SpecPrefill's look-ahead: the drafter also decodes this many tokens greedily after the
+    // prompt and their queries probe too (the decoded tokens leave the cache afterwards).
+    int32_t n_decode = 0;
+    bool nope = false;     // position-free scores (queries and keys before RoPE)
+    int32_t n_layers = 0;  // probe the first n layers only (0: all)
+    int32_t seq = 0;       // the drafter sequence that receives the prompt
 };
 
 struct PromptScores {
