@@ -4,9 +4,13 @@
 //   build/bench_cuda_matmul_bench --benchmark_filter=Matvec    # decode only
 //
 // - Copy: a 1 GiB device-to-device cudaMemcpy, bytes read + written: the bandwidth ceiling.
-// - Matvec (T = 1 and 4) per weight type on Qwen3-8B shapes (k x n = 4096 x 12288 ffn_up/gate,
-//   12288 x 4096 ffn_down, 4096 x 151936 output): weight GB/s and its share of the copy rate.
-//   Weights rotate over copies totalling >= 256 MiB (5x the 50 MB L2), so every call reads DRAM.
+// - Matvec (T = 1, and 2, 4, 8 for the speculative-verification widths) per weight type on the
+//   Qwen3-8B matrices (k x n = 4096 x 4096 q/o, 4096 x 1024 k/v, 4096 x 12288 ffn_up/gate,
+//   12288 x 4096 ffn_down, 4096 x 151936 output) and, for BF16/F16, the Qwen3-0.6B ones (1024
+//   wide): weight GB/s, its share of the copy rate (pct_copy), the floor (weight bytes over the
+//   copy rate, floor_us) and the time per call (us). Weights rotate over copies totalling
+//   >= 256 MiB (5x the 50 MB L2), so every call reads DRAM; calls are launched back to back on
+//   one stream, so small matrices pay the gap between kernels, as decode without graphs does.
 // - Dequant: W -> bf16 (read W, write 2 bytes per weight), GB/s counting both.
 // - Prefill (T = 512, 8192): cuda_matmul TFLOP/s counting 2 n k T, next to cuBLAS alone on the
 //   same shape with bf16 operands ready (the GEMM share of the prefill path).
@@ -179,6 +183,9 @@ void BM_Matvec(benchmark::State& state, DType type, int64_t k, int64_t n, int64_
         benchmark::Counter(bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
     state.counters["pct_copy"] = benchmark::Counter(
         100.0 * bytes * state.iterations() / 1e9 / ceiling, benchmark::Counter::kIsRate);
+    state.counters["floor_us"] = bytes / (ceiling * 1e3);
+    state.counters["us"] = benchmark::Counter(
+        1e-6 * state.iterations(), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 void BM_DequantBf16(benchmark::State& state, DType type, int64_t k, int64_t n) {
@@ -233,40 +240,50 @@ std::string type_name(DType t) {
 
 void register_all() {
     benchmark::RegisterBenchmark("Copy/D2D_1GiB", BM_CopyD2D)->UseManualTime()->MinTime(0.2);
-    const DType all[] = {DType::Q4_K, DType::Q6_K, DType::Q5_K, DType::Q8_0,
-                         DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
-                         DType::F16,  DType::BF16, DType::F32};
     struct Shape {
         const char* name;
         int64_t k, n;
     };
-    const Shape shapes[] = {{"ffn_up_4096x12288", 4096, 12288},
-                            {"ffn_down_12288x4096", 12288, 4096}};
-    for (const Shape& s : shapes) {
-        for (DType t : all) {
-            for (int64_t nt : {1, 4}) {
-                if (nt == 4 && t != DType::Q4_K && t != DType::Q6_K && t != DType::Q8_0 &&
-                    t != DType::F16) {
-                    continue;
-                }
-                const std::string name =
-                    "Matvec/" + type_name(t) + "/" + s.name + "/T=" + std::to_string(nt);
-                benchmark::RegisterBenchmark(name.c_str(), BM_Matvec, t, s.k, s.n, nt, false)
-                    ->UseManualTime()
-                    ->MinTime(0.05);
-                if (t == DType::Q4_K || t == DType::Q6_K) {
-                    benchmark::RegisterBenchmark((name + "/f32_kernel").c_str(), BM_Matvec, t, s.k,
-                                                 s.n, nt, true)
-                        ->UseManualTime()
-                        ->MinTime(0.05);
-                }
-            }
+    const auto add_matvec = [](DType t, const Shape& s, int64_t nt, bool f32_path) {
+        std::string name = "Matvec/" + type_name(t) + "/" + s.name + "/T=" + std::to_string(nt);
+        if (f32_path) name += "/f32_kernel";
+        benchmark::RegisterBenchmark(name.c_str(), BM_Matvec, t, s.k, s.n, nt, f32_path)
+            ->UseManualTime()
+            ->MinTime(0.05);
+    };
+    // Qwen3-8B decode matrices, in the order of the types' share of a Q4_K_M file.
+    const Shape shapes_8b[] = {{"q_o_4096x4096", 4096, 4096},
+                               {"k_v_4096x1024", 4096, 1024},
+                               {"ffn_up_4096x12288", 4096, 12288},
+                               {"ffn_down_12288x4096", 12288, 4096},
+                               {"output_4096x151936", 4096, 151936}};
+    const DType types_8b[] = {DType::Q4_K, DType::Q6_K, DType::Q5_K, DType::Q8_0,
+                              DType::Q4_0, DType::BF16, DType::F16};
+    for (const Shape& s : shapes_8b) {
+        for (DType t : types_8b) {
+            if ((t == DType::BF16 || t == DType::F16) && s.n > 100000) continue;  // 1.2 GB
+            add_matvec(t, s, 1, false);
         }
     }
-    benchmark::RegisterBenchmark("Matvec/q6_k/output_4096x151936/T=1", BM_Matvec, DType::Q6_K,
-                                 int64_t{4096}, int64_t{151936}, int64_t{1}, false)
-        ->UseManualTime()
-        ->MinTime(0.05);
+    const Shape shapes_wide[] = {shapes_8b[2], shapes_8b[3]};
+    for (const Shape& s : shapes_wide) {
+        for (DType t : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::BF16}) {
+            for (int64_t nt : {2, 4, 8}) add_matvec(t, s, nt, false);
+        }
+        // The exact F32-decode kernels on the types the int8 kernels now take (the old path).
+        for (DType t : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q4_0}) {
+            add_matvec(t, s, 1, true);
+        }
+    }
+    // Qwen3-0.6B BF16 decode: 1024 wide, launch-bound.
+    const Shape shapes_06b[] = {
+        {"q_1024x2048", 1024, 2048},        {"k_v_1024x1024", 1024, 1024},
+        {"o_2048x1024", 2048, 1024},        {"ffn_up_1024x3072", 1024, 3072},
+        {"ffn_down_3072x1024", 3072, 1024}, {"output_1024x151936", 1024, 151936}};
+    for (const Shape& s : shapes_06b) {
+        for (DType t : {DType::BF16, DType::F16}) add_matvec(t, s, 1, false);
+    }
+    const Shape shapes[] = {shapes_8b[2], shapes_8b[3]};
     for (DType t : {DType::Q4_K, DType::Q6_K, DType::F16}) {
         const std::string name = "Dequant/" + type_name(t) + "/ffn_up_4096x12288";
         benchmark::RegisterBenchmark(name.c_str(), BM_DequantBf16, t, int64_t{4096}, int64_t{12288})

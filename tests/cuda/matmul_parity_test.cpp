@@ -5,8 +5,8 @@
 // length,
 //  - F32 paths (matvec kernels, SGEMM): both sides accumulate k products in F32 in different
 //    orders, so |got - ref| <= 2 * gamma_k * S ~= 2 k u S (Higham, the classic dot-product bound).
-//  - int8-activation matvec (Q4_K/Q6_K): x is rounded to int8 per 32 values with scale
-//    amax / 127, so each x_i moves by at most amax / 254: the dot moves by at most
+//  - int8-activation matvec (Q4_K/Q5_K/Q6_K/Q8_0/Q4_0): x is rounded to int8 per 32 values with
+//    scale amax / 127, so each x_i moves by at most amax / 254: the dot moves by at most
 //    sum |w_i| * amax(x column) / 254, plus the F32 bound above.
 //  - bf16 GEMM: each input is rounded to bf16 (8 significant bits: relative 2^-8 each), so each
 //    product is off by at most (2^-7 + 2^-16) relative, plus the F32 accumulation:
@@ -181,6 +181,66 @@ TEST_P(CudaMatmulParity, MatchesExactCpu) {
     }
 }
 
+// The int8-activation kernels at decode sizes: more rows than the persistent grid has warps (each
+// warp walks several rows and carries its loads across row boundaries), several load steps per
+// row, odd row counts (the last row pair of T > 1 is half empty), and x wider than shared memory
+// holds for 8 columns (the columns then go in groups).
+class CudaMatvecQ8Long : public ::testing::TestWithParam<DType> {};
+
+TEST_P(CudaMatvecQ8Long, MatchesExactCpuWithinInt8Bound) {
+    SIFT_REQUIRE_CUDA();
+    const DType type = GetParam();
+    struct Case {
+        int64_t k, n, nt;
+    };
+    uint64_t seed = 500;
+    for (const Case& c :
+         {Case{4096, 9001, 1}, Case{4096, 9001, 3}, Case{4096, 9001, 8}, Case{24576, 65, 8}}) {
+        SCOPED_TRACE(case_name(type, c.n, c.k, c.nt, 0));
+        TypedMatrix w(type, c.k, c.n, seed++);
+        std::vector<float> x = test::random_normal(c.k * c.nt, seed++);
+        std::vector<float> ref(c.n * c.nt);
+        test::cpu_reference().matmul(w.tensor(), Tensor::view(x.data(), DType::F32, {c.k, c.nt}),
+                                     Tensor::view(ref.data(), DType::F32, {c.n, c.nt}));
+        test::DeviceTensor wd(DType::I8, {static_cast<int64_t>(w.bytes.size())});
+        wd.upload(w.bytes.data());
+        test::DeviceTensor xd(DType::F32, {c.k, c.nt});
+        xd.upload(x.data());
+        test::DeviceTensor od(DType::F32, {c.n, c.nt});
+        Tensor w_dev = w.tensor();
+        w_dev.data = wd.t().data;
+        w_dev.device = Device::DEVICE_CUDA;
+        ASSERT_TRUE(cuda::matvec_q8_supported(w_dev));
+        od.poison();
+        cuda::cuda_matmul(ctx, w_dev, xd.t(), od.t());
+        const std::vector<float> got = od.download<float>();
+        // Per output: sum |w| * amax(x column) / 254 (int8 rounding of x) + 2 k u sum |w x|.
+        double worst = 0;
+        for (int64_t t = 0; t < c.nt; ++t) {
+            double amax = 0;
+            for (int64_t i = 0; i < c.k; ++i) {
+                amax = std::max(amax, std::fabs(double(x[t * c.k + i])));
+            }
+            for (int64_t r = 0; r < c.n; ++r) {
+                double sw = 0, s = 0;
+                for (int64_t i = 0; i < c.k; ++i) {
+                    const double wi = std::fabs(double(w.values[r * c.k + i]));
+                    sw += wi;
+                    s += wi * std::fabs(double(x[t * c.k + i]));
+                }
+                const double bound = sw * amax / 254 + 2.0 * c.k * kU * s;
+                const double err = std::fabs(double(got[t * c.n + r]) - ref[t * c.n + r]);
+                ASSERT_TRUE(std::isfinite(got[t * c.n + r])) << "row " << r << " col " << t;
+                ASSERT_LE(err, bound) << "row " << r << " col " << t;
+                worst = std::max(worst, err / bound);
+            }
+        }
+        std::printf("[ matvec8 ] %-5s k=%-5lld n=%-5lld T=%lld max err / bound %.3g\n",
+                    std::string(dtype_name(type)).c_str(), static_cast<long long>(c.k),
+                    static_cast<long long>(c.n), static_cast<long long>(c.nt), worst);
+    }
+}
+
 class CudaGetRowsParity : public ::testing::TestWithParam<DType> {};
 
 TEST_P(CudaGetRowsParity, BitIdenticalToCpu) {
@@ -258,6 +318,10 @@ std::string type_param_name(const ::testing::TestParamInfo<DType>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, CudaMatmulParity, ::testing::ValuesIn(test::kComputableTypes),
+                         type_param_name);
+INSTANTIATE_TEST_SUITE_P(Int8Types, CudaMatvecQ8Long,
+                         ::testing::Values(DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0,
+                                           DType::Q4_0),
                          type_param_name);
 INSTANTIATE_TEST_SUITE_P(AllTypes, CudaGetRowsParity, ::testing::ValuesIn(test::kComputableTypes),
                          type_param_name);

@@ -47,9 +47,9 @@ enum class MatmulPath { MATMUL_MATVEC_F32, MATMUL_MATVEC_Q8, MATMUL_SGEMM, MATMU
 // The one selection point.
 // - T <= 8: the matvec kernels. Reading the weights dominates, and they read each byte once and
 //   decode in registers; a GEMM would first write and re-read a bf16 copy (2-4x the bytes of a
-//   4-6 bit matrix) for no gain at this width. Q4_K/Q6_K take the int8-activation dp4a kernels
-//   (cuda_matvec_q8.cu: the exact F32 decode is issue-bound below the bandwidth target on these
-//   types); every other type the exact F32 kernels.
+//   4-6 bit matrix) for no gain at this width. Q4_K/Q5_K/Q6_K/Q8_0/Q4_0 take the int8-activation
+//   dp4a kernels (cuda_matvec_q8.cu: the exact F32 decode is issue-bound below the bandwidth
+//   target on these types, 2-3x slower); every other type the exact F32 kernels.
 // - F32 weights: cuBLAS SGEMM on the weights as they are (no copy; F32 weights are rare and small).
 // - Otherwise: dequantize W to bf16 in scratch (one pass over W, ~1/T of the GEMM time at
 //   T = 512 for 8B shapes) and run a bf16 tensor-core GEMM with F32 accumulation and F32 output.

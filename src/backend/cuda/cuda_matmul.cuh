@@ -13,8 +13,8 @@ inline constexpr int kMatvecMaxCols = 8;
 // checked by cuda_matmul.
 // cuda_matvec.cu: any computable type, weights dequantized exactly, F32 FMA.
 void cuda_matvec_f32(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
-// cuda_matvec_q8.cu: x quantized to int8 per 32 values, dp4a; Q4_K (16-byte aligned rows) and
-// Q6_K only.
+// cuda_matvec_q8.cu: x quantized to int8 per 32 values, dp4a; Q4_K and Q5_K (16-byte aligned rows),
+// Q6_K, Q8_0 and Q4_0 only.
 bool matvec_q8_supported(const Tensor& w);
 void cuda_matvec_q8(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
 

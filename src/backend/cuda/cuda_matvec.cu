@@ -11,8 +11,8 @@
 // rather than the quarter-rate I2F unit) and dotted with F32 FMAs: within ~1e-6 of the exact CPU
 // reference. Measured on an H200 (copy ceiling 4.24 TB/s, bench/cuda_matmul_bench.cpp, T = 1,
 // 8B shapes): F32 3.9 TB/s (93%), BF16 3.0-3.3 (71-79%), F16 2.3-2.5 (55-60%), Q8_0 1.5-1.9
-// (36-45%), Q4_0/Q4_1/Q5_0/Q5_1 0.84-0.90 (20-21%), Q5_K 0.63-0.70 (15-17%); Q4_K/Q6_K run the
-// int8 kernels of cuda_matvec_q8.cu instead (2.2x faster than this kernel on them). The quant
+// (36-45%), Q4_0/Q4_1/Q5_0/Q5_1 0.84-0.90 (20-21%), Q5_K 0.63-0.70 (15-17%); Q4_K/Q5_K/Q6_K/
+// Q8_0/Q4_0 run the int8 kernels of cuda_matvec_q8.cu instead (1.3-2.5x faster on them). The quant
 // types are bound by load instructions (header and 2-byte-aligned fields read piecewise: L1
 // serves one wavefront per clock) and by the short life of each warp (a 2-10 KB row pair, a
 // few DRAM round trips in turn); the next step is staging rows through shared memory with
