@@ -38,13 +38,15 @@ if [[ $STAGES == *bench* ]]; then
 fi
 if [[ $STAGES == *pflash* ]]; then
   # Speculative prefill on synthetic models (random weights: timings only, no quality): a prompt
-  # of about N tokens, dense target vs drafter + compressed target at keep 0.05.
+  # of about N tokens, dense target vs drafter + compressed target at keep 0.05. BSA=off runs
+  # the drafter dense; BSA_ALPHA sets its block-sparse threshold.
   for n in ${PFLASH_CTX:-32768}; do
     # The synthetic vocabulary spells "wNNNN" in about 5.45 tokens.
     python3 -c "import random; random.seed(1); print(' '.join('w%d' % random.randrange(20000) for _ in range(int($n / 5.45))))" >/tmp/p$n.txt
     "$B/sift" run -m $M/q8b.gguf -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n * 2)) -u ${UBATCH:-512} --json \
       >"$OUT/dense_$n.json" 2>"$OUT/dense_$n.err"
     "$B/sift" run -m $M/q8b.gguf --drafter $M/q06.gguf --pflash on --pflash-threshold 0 --keep-ratio 0.05 \
+      --bsa ${BSA:-on} --bsa-alpha ${BSA_ALPHA:-0.12} \
       -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n * 2)) -u ${UBATCH:-512} --json \
       >"$OUT/pflash_$n.json" 2>"$OUT/pflash_$n.err"
     python3 - "$OUT/dense_$n.json" "$OUT/pflash_$n.json" $n <<'PY'
@@ -53,7 +55,7 @@ d = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2])); n = sys.argv
 pf = p["pflash"]
 print(f"ctx {n}: dense prompt {d['timings']['prompt_tokens']} TTFT {d['timings']['ttft_seconds']:.3f} s | "
       f"pflash kept {pf['kept_tokens']}/{pf['target_tokens']} TTFT {pf['ttft_seconds']:.3f} s "
-      f"(drafter {pf['drafter_seconds']:.3f} s, select {pf['select_seconds']:.3f}, map {pf['map_seconds']:.3f}, "
+      f"(drafter {pf['drafter_seconds']:.3f} s, bsa layers {pf.get('bsa_layers', 0)}, select {pf['select_seconds']:.3f}, map {pf['map_seconds']:.3f}, "
       f"target prefill {p['timings']['prefill_seconds']:.3f} s)")
 PY
   done

@@ -54,6 +54,37 @@ struct AttentionInputs {
     int64_t cell_begin = 0;  // only cells [cell_begin, cell_end) are considered
     int64_t cell_end = 0;
     const Tensor* mask = nullptr;  // F32 [cell_end - cell_begin, n_tokens], 0 or -inf; optional
+    // Block-sparse attention (below): I8 [n_kblocks, n_qblocks, n_head] from
+    // attention_block_select; 0 hides key block n from query head h of query block m. Optional.
+    const Tensor* block_mask = nullptr;
+    int32_t mask_block = 128;  // the block size block_mask was selected with
+};
+
+// Block-sparse attention for a long prefill (ALGORITHMS.md 2, FlashPrefill).
+//
+// Geometry contract: the batch holds tokens of ONE sequence with contiguous positions
+// (q_pos[t] = q_pos[0] + t) and cells [cell_begin, cell_end) hold that sequence's positions
+// 0, 1, ... in cell order (cell c has position c - cell_begin; cells past the batch's last
+// position may be unwritten). Query block of token t: q_pos[t] / block (global); the mask's
+// row m is query block q_pos[0] / block + m, so n_qblocks = q_pos[T-1] / block - q_pos[0] /
+// block + 1. Key block of cell c: (c - cell_begin) / block; n_kblocks = ceil((cell_end -
+// cell_begin) / block). Callers check the contract (the model does, else it runs dense).
+//
+// Selection, per query head h (its KV head h / group) and query block m of the batch:
+//   meanK[n] = mean of the K rows of the cells of key block n with position <= q_pos[T-1]
+//   s[j][n] = scale * q[j, h] . meanK[n] for the batch's tokens j of block m and n <= m
+//   score[n] = sum over j of exp(s[j][n] - max over n' <= m of s[j][n'])
+//   keep n <= m if score[n] >= alpha * max_n' score[n'], or n < sink, or m - n < window, or m
+//   is among the last `last_full` of the prompt's n_qblocks_total query blocks; n > m: 0.
+// The diagonal block is always kept (window >= 1). Attention with the mask still applies the
+// visibility rule inside kept blocks, so the diagonal stays causal. softcap and the attention
+// window are not part of the selection.
+struct BlockSparseParams {
+    int32_t block = 128;    // tokens per block (the CUDA kernels support 128 only)
+    float alpha = 0.12f;    // keep threshold relative to the best block (0 keeps all)
+    int32_t sink = 2;       // first blocks always kept
+    int32_t window = 4;     // blocks m - window < n <= m always kept (>= 1)
+    int32_t last_full = 2;  // the prompt's last query blocks attend densely
 };
 
 class Backend {
@@ -106,6 +137,12 @@ class Backend {
     // queries taken before RoPE the scores are position-free (the NoPE variant).
     virtual void attention_probe(const AttentionInputs& in, const AttentionParams& params,
                                  const RopeParams* unrope, Tensor probs_max) = 0;
+    // Block-sparse selection (BlockSparseParams above): writes block_mask I8 [n_kblocks,
+    // n_qblocks, n_head] (contiguous, 0 or 1) for the batch of `in` (q, k, q_pos, q_seq, cell
+    // range; v and mask are not read). n_qblocks_total: the prompt's query blocks (for last_full).
+    virtual void attention_block_select(const AttentionInputs& in, const AttentionParams& params,
+                                        const BlockSparseParams& bs, int64_t n_qblocks_total,
+                                        Tensor block_mask) = 0;
     // out[t] = argmax over x[:, t]: x F32 [n, T], out I32 [T] (lowest index wins ties).
     virtual void argmax(const Tensor& x, Tensor out) = 0;
 };

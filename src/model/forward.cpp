@@ -113,6 +113,16 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
     in.cell_seq = c.kv.cell_seq();
     in.cell_begin = 0;
     in.cell_end = c.kv.used_end();
+    // Block-sparse on global-attention layers: the selection's geometry needs the sequence's
+    // own cell range (cells outside it are invisible to these tokens, so the result is the same).
+    if (c.bsa != nullptr && params.window == 0) {
+        in.cell_begin = c.bsa->cell_begin;
+        in.cell_end = c.bsa->cell_end;
+        c.be.attention_block_select(in, params, c.bsa->params, c.bsa->n_qblocks_total, c.bsa->mask);
+        in.block_mask = &c.bsa->mask;
+        in.mask_block = c.bsa->params.block;
+        ++c.bsa->calls;
+    }
     Tensor attn = c.act(hp.q_dim());
     c.be.attention(in, params, heads_view(attn, hp.head_dim));
     c.dump("attn", il, attn);

@@ -38,6 +38,16 @@ struct ProbeInputs {
     int32_t n_layers = 0;  // layers [0, n_layers) are probed
 };
 
+// Block-sparse attention for one micro-batch (ops.h contract checked by Model::decode): the
+// sequence's cells, the prompt's query-block count and the mask buffer the layers reuse.
+struct BlockSparseInputs {
+    BlockSparseParams params;
+    int64_t cell_begin = 0, cell_end = 0;  // cell_begin holds position 0
+    int64_t n_qblocks_total = 0;           // query blocks of the prompt (for last_full)
+    Tensor mask{};                         // I8 [n_kblocks, n_qblocks, n_head]
+    int64_t calls = 0;                     // layers that ran block-sparse
+};
+
 struct ForwardContext {
     Backend& be;
     const HParams& hp;
@@ -52,6 +62,7 @@ struct ForwardContext {
     Tensor out_rows{};                   // I32 [n_out]: tokens whose logits are wanted
     Tensor logits{};                     // F32 [n_vocab, n_out]
     const ProbeInputs* probe = nullptr;  // attention probe of this micro-batch, if any
+    BlockSparseInputs* bsa = nullptr;    // block-sparse attention for this micro-batch, if any
     std::string dump_dir{};              // per-layer dumps when not empty
     int64_t dump_index = 0;
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <span>
 
 #include "core/log.h"
 #include "model/forward.h"
@@ -30,6 +31,7 @@ Model::~Model() {
     kv_.reset();
     if (scratch_ != nullptr) backend_.free(scratch_);
     if (logits_buf_ != nullptr) backend_.free(logits_buf_);
+    if (bsa_mask_ != nullptr) backend_.free(bsa_mask_);
 }
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& backend,
@@ -79,6 +81,32 @@ struct Model::ProbeState {
     size_t next = 0;         // index into request->queries of the first not yet run
 };
 
+// A decode that may run block-sparse: where its sequence's position 0 sits, and the prompt's
+// query blocks.
+struct Model::SparseState {
+    int64_t cell_begin = 0;
+    int64_t n_qblocks_total = 0;
+};
+
+// The ops.h block-sparse contract, on the host copies: one sequence, contiguous positions, and
+// its cells from position 0 to the batch's last in cell order.
+bool Model::block_sparse_applies(const Batch& batch, const std::vector<int32_t>& cells,
+                                 int64_t& cell_begin) const {
+    const size_t n = batch.size();
+    const int32_t seq = batch.seq[0], p0 = batch.pos[0];
+    for (size_t i = 0; i < n; ++i) {
+        if (batch.seq[i] != seq || batch.pos[i] != p0 + static_cast<int32_t>(i)) return false;
+    }
+    cell_begin = static_cast<int64_t>(cells[0]) - p0;
+    if (cell_begin < 0) return false;
+    const std::span<const int32_t> cell_pos = kv_->host_cell_pos(), cell_seq = kv_->host_cell_seq();
+    for (int64_t c = cell_begin; c <= cells[n - 1]; ++c) {
+        const auto i = static_cast<size_t>(c);
+        if (cell_seq[i] != seq || cell_pos[i] != c - cell_begin) return false;
+    }
+    return true;
+}
+
 Result<std::vector<float>> Model::decode(const Batch& batch, AttentionProbe* probe) {
     const size_t n = batch.size();
     if (n == 0) return make_error("empty batch");
@@ -117,9 +145,14 @@ Result<std::vector<float>> Model::decode(const Batch& batch, AttentionProbe* pro
                                      backend_.device()),
                         zeros.data(), bytes);
     }
+    SparseState sparse;
+    const bool use_sparse = bsa_.enabled && bsa_.params.block > 0 &&
+                            block_sparse_applies(batch, *cells, sparse.cell_begin);
+    if (use_sparse) sparse.n_qblocks_total = batch.pos.back() / bsa_.params.block + 1;
     for (size_t first = 0; first < n; first += static_cast<size_t>(options_.n_ubatch)) {
         const size_t count = std::min(n - first, static_cast<size_t>(options_.n_ubatch));
-        forward_ubatch(batch, *cells, first, count, logits, state.request ? &state : nullptr);
+        forward_ubatch(batch, *cells, first, count, logits, state.request ? &state : nullptr,
+                       use_sparse ? &sparse : nullptr);
     }
     if (state.request != nullptr) {
         probe->probs_max.resize(probe->queries.size() * static_cast<size_t>(kv_->n_cells()));
@@ -135,7 +168,8 @@ Result<std::vector<float>> Model::decode(const Batch& batch, AttentionProbe* pro
 }
 
 void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells, size_t first,
-                           size_t count, std::vector<float>& logits, ProbeState* probe) {
+                           size_t count, std::vector<float>& logits, ProbeState* probe,
+                           const SparseState* sparse) {
     const int64_t t = static_cast<int64_t>(count);
     Arena arena(scratch_, scratch_bytes_, backend_.device());
     auto upload_i32 = [&](const int32_t* src, int64_t n) {
@@ -183,6 +217,24 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
             c.probe = &probe_in;
         }
     }
+    BlockSparseInputs bsa;
+    if (sparse != nullptr && cells[first + count - 1] + 1 - sparse->cell_begin >= bsa_.min_cells) {
+        const int64_t block = bsa_.params.block;
+        bsa.params = bsa_.params;
+        bsa.cell_begin = sparse->cell_begin;
+        bsa.cell_end = cells[first + count - 1] + 1;
+        bsa.n_qblocks_total = sparse->n_qblocks_total;
+        const int64_t n_kb = (bsa.cell_end - bsa.cell_begin + block - 1) / block;
+        const int64_t n_qb = batch.pos[first + count - 1] / block - batch.pos[first] / block + 1;
+        const auto bytes = static_cast<size_t>(n_kb * n_qb * hp_.n_head);
+        if (bytes > bsa_mask_bytes_) {
+            if (bsa_mask_ != nullptr) backend_.free(bsa_mask_);
+            bsa_mask_ = backend_.alloc(bytes);
+            bsa_mask_bytes_ = bytes;
+        }
+        bsa.mask = Tensor::view(bsa_mask_, DType::I8, {n_kb, n_qb, hp_.n_head}, backend_.device());
+        c.bsa = &bsa;
+    }
     c.dump_dir = options_.dump_layers;
     c.dump_index = n_dumped_;
     const int64_t n_out = static_cast<int64_t>(out_rows.size());
@@ -209,6 +261,7 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
             break;
     }
     n_dumped_ = c.dump_index;
+    bsa_calls_ += bsa.calls;
     if (n_out > 0) {
         const size_t old = logits.size();
         logits.resize(old + static_cast<size_t>(n_out * hp_.n_vocab));

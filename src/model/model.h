@@ -44,6 +44,19 @@ struct AttentionProbe {
     std::vector<float> probs_max;
 };
 
+// Block-sparse attention (ops.h BlockSparseParams, ALGORITHMS.md 2) for long prefills: used for
+// a micro-batch of one sequence with contiguous positions whose cells hold positions 0.. in
+// order (a fresh prompt), once the cells attended reach min_cells; dense otherwise.
+struct BlockSparseOptions {
+    bool enabled = false;
+    BlockSparseParams params;
+    // Dense below. Measured on an H200 (bench/cuda_block_sparse_bench, 0.6B drafter shape): at
+    // 8K cells the selection costs ~5% of dense attention and keeping every block ~7%, while a
+    // selective mask (36% kept) already makes attention 1.8x faster; below 8K attention is less
+    // than half of the forward and the forced blocks (sink, window, last) keep most of it.
+    int64_t min_cells = 8192;
+};
+
 struct ModelOptions {
     int64_t n_ctx = 0;  // KV cells; 0 = the model's training context
     DType kv_type = DType::F16;
@@ -69,11 +82,21 @@ class Model {
     // With a probe, also fills probe->probs_max (see AttentionProbe).
     Result<std::vector<float>> decode(const Batch& batch, AttentionProbe* probe = nullptr);
 
+    // Block-sparse attention for later decodes (off by default).
+    void set_block_sparse(const BlockSparseOptions& options) { bsa_ = options; }
+    const BlockSparseOptions& block_sparse() const { return bsa_; }
+    // Layer attentions that ran block-sparse since load (reports whether BSA ran).
+    int64_t block_sparse_calls() const { return bsa_calls_; }
+
   private:
     Model(Backend& backend) : backend_(backend) {}
     struct ProbeState;
+    struct SparseState;
     void forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells, size_t first,
-                        size_t count, std::vector<float>& logits, ProbeState* probe);
+                        size_t count, std::vector<float>& logits, ProbeState* probe,
+                        const SparseState* sparse);
+    bool block_sparse_applies(const Batch& batch, const std::vector<int32_t>& cells,
+                              int64_t& cell_begin) const;
 
     Backend& backend_;
     std::unique_ptr<gguf::File> file_;
@@ -87,6 +110,10 @@ class Model {
     void* logits_buf_ = nullptr;  // grows to the largest number of wanted rows
     size_t logits_bytes_ = 0;
     int64_t n_dumped_ = 0;
+    BlockSparseOptions bsa_;
+    int64_t bsa_calls_ = 0;
+    void* bsa_mask_ = nullptr;  // I8 block mask, reused by every layer; grows
+    size_t bsa_mask_bytes_ = 0;
 };
 
 }  // namespace sift

@@ -7,7 +7,8 @@
 // nobody sees are skipped without touching K/V, blocks everybody sees skip the per-cell checks,
 // and only the rest (the causal diagonal, window edges, mixed batches, masks) test each pair.
 // With few items (decode) the cells are split across threads and the partial softmax states
-// merged at the end.
+// merged at the end. A block-sparse mask (ops.h) skips a cell block when no row of the item keeps
+// its key block, and masks the rows that do not.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -110,7 +111,15 @@ struct AttentionJob {
     float* partial;  // n_split > 1: per item, m, l [max_rows] then o [max_rows, head_dim]
     int64_t max_rows;
     int64_t partial_stride;
+    const BlockGeometry* bsa;  // block-sparse geometry when in->block_mask is set
 };
+
+// Whether the block mask keeps key block n for query head h of batch token t.
+bool block_kept(const AttentionJob& job, int64_t n, int64_t t, int64_t h) {
+    const Tensor& mask = *job.in->block_mask;
+    const int64_t m = (job.bsa->pos_first + t) / job.in->mask_block - job.bsa->m0;
+    return static_cast<const int8_t*>(mask.data)[h * mask.nb[2] + m * mask.nb[1] + n] != 0;
+}
 
 const uint8_t* kv_row(const Tensor& t, int64_t cell, int64_t head) {
     return static_cast<const uint8_t*>(t.data) + cell * t.nb[2] + head * t.nb[1];
@@ -180,6 +189,9 @@ void run_item(const AttentionJob& job, int64_t qb, int64_t g, int64_t split,
         tok_pos[t] = read_i32(in.q_pos, t0 + t);
     }
     const Span& qspan = (*job.query_spans)[static_cast<size_t>(qb)];
+    // Block-sparse: per row, whether the cell block's key block is kept.
+    std::vector<uint8_t> row_kept(job.bsa != nullptr ? static_cast<size_t>(rows) : 0);
+    const int64_t mblock = in.mask_block;
     const int64_t b_end = std::min(job.n_cell_blocks, (split + 1) * job.blocks_per_split);
     for (int64_t b = split * job.blocks_per_split; b < b_end; ++b) {
         const Visibility vis = classify(qspan, (*job.cell_spans)[static_cast<size_t>(b)],
@@ -187,6 +199,21 @@ void run_item(const AttentionJob& job, int64_t qb, int64_t g, int64_t split,
         if (vis == Visibility::VIS_NONE) continue;
         const int64_t c0 = in.cell_begin + b * kCellBlock;
         const int64_t nc = std::min(kCellBlock, in.cell_end - c0);
+        // One key block: decide per row, and skip the cell block when no row keeps it; a cell
+        // block over several key blocks (block < 64 or not a multiple) decides per cell below.
+        const int64_t kb_lo = b * kCellBlock / mblock, kb_hi = (b * kCellBlock + nc - 1) / mblock;
+        bool rows_mixed = false;
+        if (job.bsa != nullptr && kb_lo == kb_hi) {
+            bool any = false, all = true;
+            for (int64_t i = 0; i < rows; ++i) {
+                const bool kept = block_kept(job, kb_lo, t0 + i / group, g * group + i % group);
+                row_kept[static_cast<size_t>(i)] = kept;
+                any |= kept;
+                all &= kept;
+            }
+            if (!any) continue;
+            rows_mixed = !all;
+        }
         load_rows(job, in.k, c0, nc, g, kb);
         load_rows(job, in.v, c0, nc, g, vb);
         job.kern->qk(qt, kb, nc, hd, rows_pad, st);
@@ -215,6 +242,20 @@ void run_item(const AttentionJob& job, int64_t qb, int64_t g, int64_t split,
                     if (add != 0.0f) {
                         for (int64_t h = 0; h < group; ++h) st[j * rows_pad + t * group + h] += add;
                     }
+                }
+            }
+        }
+        if (rows_mixed) {
+            for (int64_t i = 0; i < rows; ++i) {
+                if (row_kept[static_cast<size_t>(i)]) continue;
+                for (int64_t j = 0; j < nc; ++j) st[j * rows_pad + i] = -INFINITY;
+            }
+        } else if (job.bsa != nullptr && kb_lo != kb_hi) {
+            for (int64_t j = 0; j < nc; ++j) {
+                for (int64_t i = 0; i < rows; ++i) {
+                    if (!block_kept(job, (c0 + j - in.cell_begin) / mblock, t0 + i / group,
+                                    g * group + i % group))
+                        st[j * rows_pad + i] = -INFINITY;
                 }
             }
         }
@@ -364,6 +405,12 @@ void cpu_attention(CpuContext& ctx, const AttentionInputs& in, const AttentionPa
     }
     job.query_spans = &query_spans;
     job.cell_spans = &cell_spans;
+    BlockGeometry bsa;
+    if (in.block_mask != nullptr) {
+        bsa = block_geometry(in, in.mask_block);
+        check_block_mask(*in.block_mask, in, bsa);
+        job.bsa = &bsa;
+    }
 
     const int64_t base_items = n_qb * job.n_head_kv;
     if (job.n_split > 1) {

@@ -135,6 +135,11 @@ class CpuBackend final : public Backend {
                          const RopeParams* unrope, Tensor probs_max) override {
         cpu::cpu_attention_probe(ctx_, in, params, unrope, probs_max);
     }
+    void attention_block_select(const AttentionInputs& in, const AttentionParams& params,
+                                const BlockSparseParams& bs, int64_t n_qblocks_total,
+                                Tensor block_mask) override {
+        cpu::cpu_attention_block_select(ctx_, in, params, bs, n_qblocks_total, block_mask);
+    }
     void argmax(const Tensor& x, Tensor out) override { cpu::cpu_argmax(ctx_, x, out); }
 
   private:

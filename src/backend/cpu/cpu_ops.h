@@ -21,6 +21,21 @@ void cpu_attention(CpuContext& ctx, const AttentionInputs& in, const AttentionPa
 void cpu_attention_probe(CpuContext& ctx, const AttentionInputs& in, const AttentionParams& params,
                          const RopeParams* unrope, Tensor probs_max);
 
+// cpu_attention_block.cpp: block-sparse selection (ops.h attention_block_select) -> block_mask
+// I8 [n_kblocks, n_qblocks, n_head].
+void cpu_attention_block_select(CpuContext& ctx, const AttentionInputs& in,
+                                const AttentionParams& params, const BlockSparseParams& bs,
+                                int64_t n_qblocks_total, Tensor block_mask);
+// The batch's block geometry under the ops.h contract (errors when the batch is not one
+// sequence with contiguous positions), and the check of a block mask's shape against it.
+struct BlockGeometry {
+    int32_t pos_first = 0, pos_last = 0, seq = 0;
+    int64_t m0 = 0;  // global query block of the first token
+    int64_t n_qblocks = 0, n_kblocks = 0;
+};
+BlockGeometry block_geometry(const AttentionInputs& in, int32_t block);
+void check_block_mask(const Tensor& mask, const AttentionInputs& in, const BlockGeometry& g);
+
 // cpu_elementwise.cpp (shapes as in ops.h)
 // table [width, n_rows] any computable type, ids I32 [n] -> out F32 [width, n].
 void cpu_get_rows(CpuContext& ctx, const Tensor& table, const Tensor& ids, Tensor out);

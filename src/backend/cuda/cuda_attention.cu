@@ -163,6 +163,19 @@ void check_inputs(const AttentionInputs& in, const Tensor& out) {
                        in.mask->ne[0] == in.cell_end - in.cell_begin && in.mask->ne[1] == q.ne[2],
                    "attention: mask must be F32 [cell_end - cell_begin, T]");
     }
+    if (in.block_mask != nullptr) {
+        // The query-block count (ne[1]) follows from positions that live on the device: the
+        // caller vouches for it (ops.h contract); the kernels never index outside the mask.
+        const Tensor& bm = *in.block_mask;
+        SIFT_CHECK(in.mask_block == kBsaBlock, "attention (CUDA): block-sparse block must be {}",
+                   kBsaBlock);
+        SIFT_CHECK(bm.type == DType::I8 && bm.nb[0] == 1 && bm.nb[1] == bm.ne[0] &&
+                       bm.nb[2] == bm.ne[0] * bm.ne[1] && bm.ne[3] == 1 &&
+                       bm.ne[0] == (in.cell_end - in.cell_begin + kBsaBlock - 1) / kBsaBlock &&
+                       bm.ne[1] > 0 && bm.ne[1] <= (q.ne[2] + 2 * kBsaBlock - 2) / kBsaBlock &&
+                       bm.ne[2] == q.ne[1],
+                   "attention: block_mask must be contiguous I8 [n_kblocks, n_qblocks, n_head]");
+    }
 }
 
 }  // namespace
@@ -199,6 +212,9 @@ void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const Attention
     a.scale = params.scale;
     a.softcap = params.softcap;
     a.window = params.window;
+    a.block_mask = in.block_mask != nullptr ? in.block_mask->ptr<const int8_t>() : nullptr;
+    a.n_kblocks = in.block_mask != nullptr ? static_cast<int>(in.block_mask->ne[0]) : 0;
+    a.n_qblocks = in.block_mask != nullptr ? static_cast<int>(in.block_mask->ne[1]) : 0;
     if (a.n_tokens == 0 || a.n_head == 0) return;
 
     const AttnPlan plan = attention_select(ctx, in, a);

@@ -44,7 +44,22 @@ struct AttnArgs {
     float scale, softcap;
     int window;
     const CellSpan* spans;  // [ceil((cell_end - cell_begin) / 32)] (tensor-core kernel only)
+    // Block-sparse (ops.h; block kBsaBlock): I8 [n_kblocks, n_qblocks, n_head] or null.
+    const int8_t* block_mask;
+    int n_kblocks, n_qblocks;
 };
+
+constexpr int kBsaBlock = 128;  // the one block size of the CUDA block-sparse path
+
+// Whether the block mask keeps the key block of cell c for query head h of a token at position
+// tp. The batch's first position p0 places its query blocks; rows outside the mask read as kept.
+__device__ __forceinline__ bool bsa_kept(const AttnArgs& a, int64_t c, int h, int32_t tp,
+                                         int32_t p0) {
+    const int m = tp / kBsaBlock - p0 / kBsaBlock;
+    const int n = static_cast<int>((c - a.cell_begin) / kBsaBlock);
+    if (m < 0 || m >= a.n_qblocks || n >= a.n_kblocks) return true;
+    return a.block_mask[(static_cast<int64_t>(h) * a.n_qblocks + m) * a.n_kblocks + n] != 0;
+}
 
 // Empty cells (seq < 0) are never visible, even to a token of sequence -1 (as the CPU).
 __device__ __forceinline__ bool attn_visible(int32_t cs, int32_t cp, int32_t ts, int32_t tp,

@@ -10,6 +10,7 @@
 #include <cuda_fp16.h>
 
 #include "backend/cuda/cuda_attention.cuh"
+#include "backend/cuda/cuda_mma.cuh"
 
 namespace sift::cuda {
 namespace {
@@ -23,31 +24,6 @@ enum TileClass { TILE_NONE = 0, TILE_ALL = 1, TILE_PARTIAL = 2 };
 struct QuerySpan {
     int32_t seq, pos_min, pos_max;
 };
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half* p) {
-    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __half* p) {
-    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                          uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-        "{%8, %9}, {%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-    const __half2 h = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&h);
-}
 
 // The CPU's classify(), over the spans of one tile.
 template <int kBc>
@@ -78,10 +54,34 @@ __device__ __forceinline__ int tile_class(const AttnArgs& a, int n_spans, int ti
     return all ? TILE_ALL : TILE_PARTIAL;
 }
 
+// Block-sparse: the first tile at or after `tile` whose key block the bitmask kept_s keeps
+// (n_tiles if none); masked blocks are jumped over 32 at a time, never walked tile by tile.
+template <int kBc>
+__device__ __forceinline__ int next_kept(const uint32_t* kept_s, int n_words, int tile,
+                                         int n_tiles) {
+    constexpr int kTilesPerBlock = kBsaBlock / kBc;
+    const int kb = tile / kTilesPerBlock;
+    int w = kb >> 5;
+    if (w >= n_words) return n_tiles;
+    unsigned bits = kept_s[w] & (~0u << (kb & 31));
+    while (bits == 0) {
+        if (++w >= n_words) return n_tiles;
+        bits = kept_s[w];
+    }
+    const int kb_next = w * 32 + __ffs(bits) - 1;
+    return kb_next == kb ? tile : min(n_tiles, kb_next * kTilesPerBlock);
+}
+
+// The next tile at or after `tile` that someone sees (and, block-sparse, whose block is kept).
 template <int kBc>
 __device__ __forceinline__ int next_tile(const AttnArgs& a, int n_spans, int n_tiles, int tile,
-                                         const QuerySpan& q, int& cls) {
+                                         const QuerySpan& q, const uint32_t* kept_s, int& cls) {
+    const int n_words = (a.n_kblocks + 31) / 32;
     for (; tile < n_tiles; ++tile) {
+        if (kept_s != nullptr) {
+            tile = next_kept<kBc>(kept_s, n_words, tile, n_tiles);
+            if (tile >= n_tiles) break;
+        }
         cls = tile_class<kBc>(a, n_spans, tile, q);
         if (cls != TILE_NONE) return tile;
     }
@@ -98,12 +98,16 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
     __half* v_s = k_s + 2 * kBc * kStride;                                  // [2][kBc][kStride]
     int32_t* cpos_s = reinterpret_cast<int32_t*>(v_s + 2 * kBc * kStride);  // [2][kBc]
     int32_t* cseq_s = cpos_s + 2 * kBc;                                     // [2][kBc]
+    uint32_t* kept_s = reinterpret_cast<uint32_t*>(cseq_s + 2 * kBc);       // block-sparse bits
     __shared__ int32_t span_s[4][kBr / 32];  // per warp of tokens: seq min/max, pos min/max
     __shared__ int32_t first_s, last_s;
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     // The last token tiles see the most cells under a causal mask: start them first.
-    const int t0 = (gridDim.x - 1 - blockIdx.x) * kBr;
+    // Block-sparse: block i owns query block i of the mask, the batch's tokens at positions
+    // [(p0 / 128 + i) * 128, + 128), so t0 may be negative (rows t < 0 are padding).
+    const int qblk = gridDim.x - 1 - blockIdx.x;
+    const int t0 = a.block_mask != nullptr ? qblk * kBr - a.q_pos[0] % kBsaBlock : qblk * kBr;
     const int h = blockIdx.y, g = h / a.group;
     const int n_cells = static_cast<int>(a.cell_end - a.cell_begin);
     const int n_spans = (n_cells + kSpanCells - 1) / kSpanCells;
@@ -112,7 +116,7 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
     // Query span of the block's tokens (one warp per 32 tokens).
     {
         const int t = t0 + tid;
-        const bool valid = tid < kBr && t < a.n_tokens;
+        const bool valid = tid < kBr && t >= 0 && t < a.n_tokens;
         int32_t smin = valid ? a.q_seq[t] : INT32_MAX, smax = valid ? a.q_seq[t] : INT32_MIN;
         int32_t pmin = valid ? a.q_pos[t] : INT32_MAX, pmax = valid ? a.q_pos[t] : INT32_MIN;
         for (int o = 16; o > 0; o >>= 1) {
@@ -132,11 +136,22 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
             last_s = -1;
         }
     }
+    // Block-sparse: this (query block, head)'s mask row as bits, one ballot per 32 key blocks.
+    if (a.block_mask != nullptr) {
+        const int8_t* row =
+            a.block_mask + (static_cast<int64_t>(h) * a.n_qblocks + qblk) * a.n_kblocks;
+        for (int w = warp; w < (a.n_kblocks + 31) / 32; w += kThreads / 32) {
+            const int n = w * 32 + lane;
+            const unsigned bits = __ballot_sync(0xffffffffu, n < a.n_kblocks && row[n] != 0);
+            if (lane == 0) kept_s[w] = bits;
+        }
+    }
+    const uint32_t* kept = a.block_mask != nullptr ? kept_s : nullptr;
     // Q tile, pre-scaled, to F16 (rows past n_tokens are zeros).
     for (int i = tid; i < kBr * (D / 4); i += kThreads) {
         const int r = i / (D / 4), c4 = i % (D / 4);
         float4 v = make_float4(0, 0, 0, 0);
-        if (t0 + r < a.n_tokens) {
+        if (t0 + r >= 0 && t0 + r < a.n_tokens) {
             v = *reinterpret_cast<const float4*>(reinterpret_cast<const char*>(a.q) +
                                                  static_cast<int64_t>(t0 + r) * a.q_nb2 +
                                                  h * a.q_nb1 + c4 * 16);
@@ -162,6 +177,8 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
     // The first and last tiles anyone sees, classified by all threads at once, so the
     // sequential search for the next tile never walks the (causal) invisible tail.
     for (int i = tid; i < n_tiles; i += kThreads) {
+        const int kb = i / (kBsaBlock / kBc);
+        if (kept != nullptr && (kept[kb >> 5] >> (kb & 31) & 1) == 0) continue;
         if (tile_class<kBc>(a, n_spans, i, qs) != TILE_NONE) {
             atomicMin(&first_s, i);
             atomicMax(&last_s, i);
@@ -177,7 +194,7 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int t = t0 + r0 + 8 * i;
-        const bool valid = t < a.n_tokens;
+        const bool valid = t >= 0 && t < a.n_tokens;
         tpos[i] = valid ? a.q_pos[t] : 0;
         tseq[i] = valid ? a.q_seq[t] : -2;  // never matches a cell: padding rows see nothing
         mrow[i] = a.mask != nullptr && valid
@@ -213,13 +230,13 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};  // m in log2 units; l per-thread partial
 
     int cls = TILE_NONE;
-    int tile = next_tile<kBc>(a, n_spans, tile_end, first_s, qs, cls);
+    int tile = next_tile<kBc>(a, n_spans, tile_end, first_s, qs, kept, cls);
     if (tile < tile_end) load_tile(tile, 0);
     cp_async_commit();
     int stage = 0;
     while (tile < tile_end) {
         int next_cls = TILE_NONE;
-        const int next = next_tile<kBc>(a, n_spans, tile_end, tile + 1, qs, next_cls);
+        const int next = next_tile<kBc>(a, n_spans, tile_end, tile + 1, qs, kept, next_cls);
         if (next < tile_end) load_tile(next, stage ^ 1);
         cp_async_commit();
         cp_async_wait_1();
@@ -333,7 +350,7 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
         l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 1);
         l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 2);
         const int t = t0 + r0 + 8 * ri;
-        if (t >= a.n_tokens) continue;
+        if (t < 0 || t >= a.n_tokens) continue;
         const float inv = l[ri] > 0 ? 1.0f / l[ri] : 0.0f;  // no visible key: zeros
         float* out = reinterpret_cast<float*>(reinterpret_cast<char*>(a.out) +
                                               static_cast<int64_t>(t) * a.out_nb2 + h * a.out_nb1);
@@ -347,16 +364,24 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
 
 template <int D, int kBc>
 void launch(CudaContext& ctx, const AttnArgs& a) {
+    static_assert(kBr == kBsaBlock && kBsaBlock % kBc == 0, "block-sparse needs kBr = block");
     constexpr size_t kSmem = static_cast<size_t>(kBr + 4 * kBc) * (D + 8) * 2 + 4 * kBc * 4;
-    static bool configured = false;  // once per instantiation (and per process: one device)
-    if (!configured) {
+    // + the block-sparse bitmask: 4 bytes per 32 key blocks (128 bytes at 128K cells).
+    const size_t smem =
+        kSmem + (a.block_mask != nullptr ? static_cast<size_t>(a.n_kblocks + 31) / 32 * 4 : 0);
+    SIFT_CHECK(smem <= ctx.smem_optin, "attention: {} key blocks exceed shared memory",
+               a.n_kblocks);
+    static size_t configured = 0;  // per instantiation (and per process: one device)
+    if (smem > configured) {
         SIFT_CUDA_CHECK(cudaFuncSetAttribute(attn_mma_kernel<D, kBc>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(kSmem)));
-        configured = true;
+                                             static_cast<int>(smem)));
+        configured = smem;
     }
-    const dim3 grid((a.n_tokens + kBr - 1) / kBr, a.n_head);
-    attn_mma_kernel<D, kBc><<<grid, kThreads, kSmem, ctx.stream>>>(a);
+    const unsigned n_blocks =
+        a.block_mask != nullptr ? static_cast<unsigned>(a.n_qblocks) : (a.n_tokens + kBr - 1) / kBr;
+    const dim3 grid(n_blocks, a.n_head);
+    attn_mma_kernel<D, kBc><<<grid, kThreads, smem, ctx.stream>>>(a);
     SIFT_CUDA_LAUNCH_CHECK();
 }
 

@@ -80,6 +80,7 @@ __global__ void __launch_bounds__(kThreads)
                             : 0.0f;
     }
     const int32_t tp = a.q_pos[t], ts = a.q_seq[t];
+    const int32_t p0 = a.block_mask != nullptr ? a.q_pos[0] : 0;  // places the query blocks
     const float* mrow =
         a.mask != nullptr
             ? reinterpret_cast<const float*>(reinterpret_cast<const char*>(a.mask) + t * a.mask_nb1)
@@ -169,7 +170,8 @@ __global__ void __launch_bounds__(kThreads)
             const int row = warp + kWarps * rr;
             if (row >= n_rows) break;  // warp-uniform
             float s = -INFINITY;
-            if (vis) {
+            // Steps are 32 cells from cell_begin, so a step lies in one 128-cell key block.
+            if (vis && (a.block_mask == nullptr || bsa_kept(a, c0, h0 + row, tp, p0))) {
                 const float* q = q_s + row * D;
                 const unsigned char* kr = ks + lane * k_stride;
                 float dots[4] = {0, 0, 0, 0};  // 4 chains: FMA latency, not throughput

@@ -32,4 +32,9 @@ void cuda_attention_probe(CudaContext& ctx, const AttentionInputs& in,
                           const AttentionParams& params, const RopeParams* unrope,
                           Tensor probs_max);
 
+// cuda_attention_block.cu (block-sparse selection; block 128 only)
+void cuda_attention_block_select(CudaContext& ctx, const AttentionInputs& in,
+                                 const AttentionParams& params, const BlockSparseParams& bs,
+                                 int64_t n_qblocks_total, Tensor block_mask);
+
 }  // namespace sift::cuda

@@ -18,11 +18,7 @@ bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-// A prompt in one vocabulary with the byte offset of each token in the text (n + 1 entries).
-struct Tokenized {
-    std::vector<int32_t> ids;
-    std::vector<int64_t> offsets;
-};
+using Tokenized = TokenizedText;
 
 Tokenized tokenize(const Tokenizer& tok, std::string_view text) {
     Tokenized t;
@@ -69,40 +65,56 @@ bool same_vocabulary(const Tokenizer& a, const Tokenizer& b) {
 std::string PflashResult::report() const {
     return fmt::format(
         "pflash: drafter {} tokens, {}; target {} -> {} tokens; drafter {:.3f} s, select {:.3f} "
-        "s, map {:.3f} s",
+        "s, map {:.3f} s; bsa {} layer-ubatches",
         n_drafter_tokens, selection.summary(), target_prompt.size(), tokens.size(), drafter_seconds,
-        select_seconds, map_seconds);
+        select_seconds, map_seconds, bsa_layers);
 }
 
-Result<PflashResult> pflash_compress(Model& drafter, const Tokenizer& drafter_tok,
-                                     const Tokenizer& target_tok, std::string_view text,
-                                     std::span<const ByteRange> protect,
-                                     const PflashParams& params) {
-    PflashResult out;
-    Clock::time_point start = Clock::now();
-    const bool same = same_vocabulary(drafter_tok, target_tok);
-    const Tokenized d = tokenize(drafter_tok, text);
-    const Tokenized t = same ? d : tokenize(target_tok, text);
-    out.target_prompt = t.ids;
-    out.n_drafter_tokens = static_cast<int64_t>(d.ids.size());
-    double map_seconds = seconds_since(start);
-
-    Result<PromptScores> scores = score_prompt(drafter, d.ids, params.score);
-    if (!scores) return scores.error();
-    out.drafter_seconds = scores->forward_seconds;
-
-    start = Clock::now();
-    SpanSelectParams select = params.select;
+Result<PflashScores> pflash_score(Model& drafter, const Tokenizer& drafter_tok,
+                                  const Tokenizer& target_tok, std::string_view text,
+                                  std::span<const ByteRange> protect, const PflashParams& params) {
+    PflashScores out;
+    const Clock::time_point start = Clock::now();
+    out.same_vocab = same_vocabulary(drafter_tok, target_tok);
+    out.drafter = tokenize(drafter_tok, text);
+    out.target = out.same_vocab ? out.drafter : tokenize(target_tok, text);
     std::vector<std::pair<int64_t, int64_t>> byte_ranges;
     for (const ByteRange& r : protect) byte_ranges.emplace_back(r.begin, r.end);
     std::sort(byte_ranges.begin(), byte_ranges.end());
-    for (int64_t i : tokens_in(d.offsets, byte_ranges)) select.protect.push_back({i, i + 1});
-    out.selection = select_spans(scores->scores, d.ids, select);
+    for (int64_t i : tokens_in(out.drafter.offsets, byte_ranges)) out.protect.push_back({i, i + 1});
+    out.tokenize_seconds = seconds_since(start);
+
+    const BlockSparseOptions saved = drafter.block_sparse();
+    const int64_t bsa_calls = drafter.block_sparse_calls();
+    drafter.set_block_sparse(params.bsa);
+    Result<PromptScores> scores = score_prompt(drafter, out.drafter.ids, params.score);
+    drafter.set_block_sparse(saved);
+    out.bsa_layers = drafter.block_sparse_calls() - bsa_calls;
+    if (!scores) return scores.error();
+    out.drafter_seconds = scores->forward_seconds;
+    out.scores = std::move(scores->scores);
+    return out;
+}
+
+PflashResult pflash_select(const PflashScores& sc, std::string_view text,
+                           const PflashParams& params) {
+    PflashResult out;
+    const Tokenized& d = sc.drafter;
+    const Tokenized& t = sc.target;
+    out.target_prompt = t.ids;
+    out.n_drafter_tokens = static_cast<int64_t>(d.ids.size());
+    out.drafter_seconds = sc.drafter_seconds;
+    out.bsa_layers = sc.bsa_layers;
+
+    Clock::time_point start = Clock::now();
+    SpanSelectParams select = params.select;
+    select.protect.insert(select.protect.end(), sc.protect.begin(), sc.protect.end());
+    out.selection = select_spans(sc.scores, d.ids, select);
     out.select_seconds = seconds_since(start);
 
     start = Clock::now();
     std::vector<int64_t> kept;  // indices into t.ids
-    if (same) {
+    if (sc.same_vocab) {
         kept = out.selection.indices();
     } else {
         std::vector<std::pair<int64_t, int64_t>> ranges;
@@ -130,8 +142,18 @@ Result<PflashResult> pflash_compress(Model& drafter, const Tokenizer& drafter_to
                                     ? static_cast<int32_t>(kept[i])
                                     : static_cast<int32_t>(i));
     }
-    out.map_seconds = map_seconds + seconds_since(start);
+    out.map_seconds = sc.tokenize_seconds + seconds_since(start);
     return out;
+}
+
+Result<PflashResult> pflash_compress(Model& drafter, const Tokenizer& drafter_tok,
+                                     const Tokenizer& target_tok, std::string_view text,
+                                     std::span<const ByteRange> protect,
+                                     const PflashParams& params) {
+    Result<PflashScores> scores =
+        pflash_score(drafter, drafter_tok, target_tok, text, protect, params);
+    if (!scores) return scores.error();
+    return pflash_select(*scores, text, params);
 }
 
 }  // namespace sift::spec

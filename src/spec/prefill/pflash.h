@@ -27,6 +27,7 @@ struct PflashParams {
     ScoreParams score;
     SpanSelectParams select;  // protect is filled from the byte ranges given to pflash_compress
     PositionPolicy positions = PositionPolicy::POS_ORIGINAL;
+    BlockSparseOptions bsa;  // the drafter's forward (restored afterwards)
 };
 
 struct ByteRange {
@@ -42,14 +43,42 @@ struct PflashResult {
     double drafter_seconds = 0;  // drafter forward with the probe
     double select_seconds = 0;
     double map_seconds = 0;      // tokenization and drafter -> target mapping
+    int64_t bsa_layers = 0;      // drafter layer x micro-batch attentions run block-sparse
     std::string report() const;  // one line: kept tokens, spans, stage times
 };
 
-// Tokenizes `text` for both models (special-token text parsed, BOS as each vocabulary asks),
-// scores it with the drafter (whose cache keeps it, in params.score.seq), selects spans and
-// maps them to target tokens: with the same vocabulary the kept ids pass through; otherwise kept
-// drafter runs become byte ranges of the text, widened to whitespace, and the target tokens
-// overlapping them are kept, with their own positions.
+// A prompt in one vocabulary with the byte offset of each token in the text (n + 1 entries).
+struct TokenizedText {
+    std::vector<int32_t> ids;
+    std::vector<int64_t> offsets;
+};
+
+// The drafter's half of speculative prefill: both tokenizations and the importance scores, from
+// which any number of selections (keep ratios) can be made without running the drafter again.
+struct PflashScores {
+    TokenizedText drafter;  // the prompt in the drafter's tokens
+    TokenizedText target;   // in the target's (the same object's copy when the vocabularies match)
+    bool same_vocab = false;
+    std::vector<float> scores;   // per drafter token
+    std::vector<Span> protect;   // drafter tokens touching the protected byte ranges
+    double drafter_seconds = 0;  // drafter forward with the probe
+    double tokenize_seconds = 0;
+    int64_t bsa_layers = 0;
+};
+
+Result<PflashScores> pflash_score(Model& drafter, const Tokenizer& drafter_tok,
+                                  const Tokenizer& target_tok, std::string_view text,
+                                  std::span<const ByteRange> protect, const PflashParams& params);
+// Span selection with params.select (its protect list extended by the scores' one) and the
+// mapping to target tokens.
+PflashResult pflash_select(const PflashScores& scores, std::string_view text,
+                           const PflashParams& params);
+
+// pflash_score then pflash_select. Tokenizes `text` for both models (special-token text parsed, BOS
+// as each vocabulary asks), scores it with the drafter (whose cache keeps it, in params.score.seq),
+// selects spans and maps them to target tokens: with the same vocabulary the kept ids pass through;
+// otherwise kept drafter runs become byte ranges of the text, widened to whitespace, and the target
+// tokens overlapping them are kept, with their own positions.
 Result<PflashResult> pflash_compress(Model& drafter, const Tokenizer& drafter_tok,
                                      const Tokenizer& target_tok, std::string_view text,
                                      std::span<const ByteRange> protect,
