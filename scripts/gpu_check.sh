@@ -30,6 +30,8 @@ mkdir -p $M
 if [[ $STAGES == *bench* || $STAGES == *pflash* ]]; then
   [[ -f $M/q8b.gguf ]] || "$B/sift" mkmodel --arch qwen3 --preset 8b --type q4_k_m -o $M/q8b.gguf >/dev/null 2>&1
   [[ -f $M/q06.gguf ]] || "$B/sift" mkmodel --arch qwen3 --preset 0.6b --type bf16 -o $M/q06.gguf >/dev/null 2>&1
+  # TARGET=q32b: the 32B shape (about 20 GB, a few minutes to write).
+  [[ ${TARGET:-q8b} != q32b || -f $M/q32b.gguf ]] || "$B/sift" mkmodel --arch qwen3 --preset 32b --type q4_k_m -o $M/q32b.gguf >/dev/null 2>&1
 fi
 if [[ $STAGES == *bench* ]]; then
   "$B/sift" bench -m $M/q8b.gguf -p ${PP:-512,8192,32768} -n 128 -r ${REPS:-2} --peak-tflops 780 \
@@ -43,17 +45,20 @@ if [[ $STAGES == *pflash* ]]; then
   for n in ${PFLASH_CTX:-32768}; do
     # The synthetic vocabulary spells "wNNNN" in about 5.45 tokens.
     python3 -c "import random; random.seed(1); print(' '.join('w%d' % random.randrange(20000) for _ in range(int($n / 5.45))))" >/tmp/p$n.txt
-    "$B/sift" run -m $M/q8b.gguf -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n * 2)) -u ${UBATCH:-512} --json \
+    # DENSE=0 skips the dense baseline (when it already ran in this call).
+    [[ ${DENSE:-1} == 1 ]] && "$B/sift" run -m $M/${TARGET:-q8b}.gguf -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n + 1024)) -u ${UBATCH:-512} --json \
       >"$OUT/dense_$n.json" 2>"$OUT/dense_$n.err"
-    "$B/sift" run -m $M/q8b.gguf --drafter $M/q06.gguf --pflash on --pflash-threshold 0 --keep-ratio 0.05 \
+    "$B/sift" run -m $M/${TARGET:-q8b}.gguf --drafter $M/q06.gguf --pflash on --pflash-threshold 0 --keep-ratio 0.05 \
       --bsa ${BSA:-on} --bsa-alpha ${BSA_ALPHA:-0.12} \
-      -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n * 2)) -u ${UBATCH:-512} --json \
+      -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n + 1024)) -u ${UBATCH:-512} --json \
       >"$OUT/pflash_$n.json" 2>"$OUT/pflash_$n.err"
     python3 - "$OUT/dense_$n.json" "$OUT/pflash_$n.json" $n <<'PY'
 import json, sys
-d = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2])); n = sys.argv[3]
+import os
+d = json.load(open(sys.argv[1])) if os.path.exists(sys.argv[1]) else {"timings": {"prompt_tokens": 0, "ttft_seconds": 0}}
+p = json.load(open(sys.argv[2])); n = sys.argv[3]
 pf = p["pflash"]
-print(f"ctx {n}: dense prompt {d['timings']['prompt_tokens']} TTFT {d['timings']['ttft_seconds']:.3f} s | "
+print(f"{os.environ.get('TARGET', 'q8b')} bsa {os.environ.get('BSA', 'on')} alpha {os.environ.get('BSA_ALPHA', '0.12')} ctx {n}: dense prompt {d['timings']['prompt_tokens']} TTFT {d['timings']['ttft_seconds']:.3f} s | "
       f"pflash kept {pf['kept_tokens']}/{pf['target_tokens']} TTFT {pf['ttft_seconds']:.3f} s "
       f"(drafter {pf['drafter_seconds']:.3f} s, bsa layers {pf.get('bsa_layers', 0)}, select {pf['select_seconds']:.3f}, map {pf['map_seconds']:.3f}, "
       f"target prefill {p['timings']['prefill_seconds']:.3f} s)")

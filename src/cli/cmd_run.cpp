@@ -13,6 +13,7 @@
 #include "cli/cli_files.h"
 #include "cli/run_pflash.h"
 #include "cli/run_prompt.h"
+#include "gguf/gguf.h"
 #include "model/model.h"
 #include "runtime/generate.h"
 #include "spec/prefill/chat_segments.h"
@@ -125,14 +126,20 @@ Status run(RunOptions& opt) {
     if (use_pflash && static_cast<int64_t>(prompt.size()) >= opt.pflash.threshold) {
         Result<std::string> drafter_path = resolve_model(opt.pflash.drafter);
         if (!drafter_path) return drafter_path.error();
+        // The drafter's cache holds exactly its own tokens of the prompt (and the look-ahead):
+        // at 128K a cache sized by a guess would cost gigabytes.
+        Result<std::unique_ptr<gguf::File>> drafter_file = gguf::File::open(*drafter_path);
+        if (!drafter_file) return make_error("--drafter: {}", drafter_file.message());
+        Result<std::unique_ptr<Tokenizer>> drafter_tok = Tokenizer::from_gguf(**drafter_file);
+        if (!drafter_tok) return make_error("--drafter: {}", drafter_tok.message());
         ModelOptions drafter_options;
-        drafter_options.n_ctx = static_cast<int64_t>(prompt.size()) * 2 + 256;
+        drafter_options.n_ctx =
+            static_cast<int64_t>((*drafter_tok)->encode(*prompt_text, true, true).size()) +
+            opt.pflash.lookahead_decode + 16;
         drafter_options.n_ubatch = opt.n_ubatch;
         Result<std::unique_ptr<Model>> d = Model::load(*drafter_path, **backend, drafter_options);
         if (!d) return make_error("--drafter: {}", d.message());
         drafter = std::move(*d);
-        Result<std::unique_ptr<Tokenizer>> drafter_tok = Tokenizer::from_gguf(drafter->file());
-        if (!drafter_tok) return make_error("--drafter: {}", drafter_tok.message());
         Result<spec::PflashResult> c = spec::pflash_compress(
             *drafter, **drafter_tok, **tokenizer, *prompt_text, protect, *pflash_params_r);
         if (!c) return c.error();
