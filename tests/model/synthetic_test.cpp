@@ -56,11 +56,21 @@ TEST(Synthetic, RowsThatAreNotWholeSuperBlocksFallBack) {
         synthetic_tensor_plan(preset("qwen2", "0.5b"), *file_type_find("q4_k_m"));
     for (const TensorPlan& t : plan) {
         EXPECT_EQ(t.ne[0] % dtype_traits(t.type).block_size, 0) << t.name;
-        if (t.name == "blk.1.attn_q.weight") EXPECT_EQ(t.type, DType::Q5_0);
-        if (t.name == "token_embd.weight") EXPECT_EQ(t.type, DType::Q5_0);
-        if (t.name == "output.weight") EXPECT_EQ(t.type, DType::Q8_0);
-        if (t.name == "blk.4.ffn_down.weight") EXPECT_EQ(t.type, DType::Q4_K);  // rows of 4864
-        if (t.name == "blk.0.attn_q.bias") EXPECT_EQ(t.type, DType::F32);
+        if (t.name == "blk.1.attn_q.weight") {
+            EXPECT_EQ(t.type, DType::Q5_0);
+        }
+        if (t.name == "token_embd.weight") {
+            EXPECT_EQ(t.type, DType::Q5_0);
+        }
+        if (t.name == "output.weight") {
+            EXPECT_EQ(t.type, DType::Q8_0);
+        }
+        if (t.name == "blk.4.ffn_down.weight") {
+            EXPECT_EQ(t.type, DType::Q4_K);  // rows of 4864
+        }
+        if (t.name == "blk.0.attn_q.bias") {
+            EXPECT_EQ(t.type, DType::F32);
+        }
     }
 }
 

@@ -81,7 +81,9 @@ TEST_P(Score, ProbeKeepsLogitsAndGivesSoftmaxMaxima) {
             const float p = probe.probs_max[t * n_cells + c];
             EXPECT_GE(p, 0.0f);
             EXPECT_LE(p, 1.0f + 1e-6f);
-            if (cell_seq[c] != 0 || cell_pos[c] > probe.queries[t]) EXPECT_EQ(p, 0.0f) << c;
+            if (cell_seq[c] != 0 || cell_pos[c] > probe.queries[t]) {
+                EXPECT_EQ(p, 0.0f) << c;
+            }
             row += p;
         }
         EXPECT_GE(row, 1.0 - 1e-4) << "a max over heads of softmax rows sums to at least 1";
