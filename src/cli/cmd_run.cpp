@@ -71,6 +71,8 @@ Status run(RunOptions& opt) {
     if (conversation && !user_text.empty())
         return make_error("give either --messages FILE or a prompt (-p/-f), not both");
     if (!conversation && !opt.tools_file.empty()) return make_error("--tools needs --messages");
+    if (conversation && !opt.system.empty())
+        return make_error("--system does not apply to --messages (put a system message in it)");
     if (user_text.empty() && !conversation)
         return make_error("no prompt: give -p TEXT, -f FILE or --messages FILE");
     std::string chat_template;
