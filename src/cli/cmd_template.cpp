@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/cli.h"
@@ -20,7 +19,6 @@
 namespace sift::cli {
 namespace {
 
-using nlohmann::ordered_json;
 
 struct TemplateOptions {
     std::string model;
@@ -31,18 +29,6 @@ struct TemplateOptions {
     std::string kwargs;
     bool add_generation_prompt = false;
 };
-
-Result<jinja::Value> read_json_value(const std::string& text, const std::string& what) {
-    ordered_json j;
-    try {
-        j = ordered_json::parse(text);
-    } catch (const ordered_json::parse_error& e) {
-        return make_error("{}: invalid JSON: {}", what, e.what());
-    }
-    Result<jinja::Value> v = json_to_jinja(j);
-    if (!v) return make_error("{}: {}", what, v.message());
-    return v;
-}
 
 std::string token_text(const gguf::File& file, const char* key) {
     Result<uint64_t> id = file.get_u64(key);
@@ -94,7 +80,7 @@ int run_template(const TemplateOptions& opt) {
         inputs.enable_thinking = opt.enable_thinking == "true";
     }
     if (!opt.kwargs.empty()) {
-        Result<jinja::Value> kwargs = read_json_value(opt.kwargs, "--kwargs");
+        Result<jinja::Value> kwargs = json_text_to_jinja(opt.kwargs, "--kwargs");
         if (!kwargs) return fail(kwargs.message());
         if (!kwargs->is_dict()) return fail("--kwargs must be a JSON object");
         inputs.extra = kwargs->as_dict();

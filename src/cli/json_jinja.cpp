@@ -99,4 +99,16 @@ Result<ordered_json> jinja_to_json(const jinja::Value& value) {
     return to_json(value, 0);
 }
 
+Result<jinja::Value> json_text_to_jinja(const std::string& text, const std::string& what) {
+    ordered_json j;
+    try {
+        j = ordered_json::parse(text);
+    } catch (const ordered_json::parse_error& e) {
+        return make_error("{}: invalid JSON: {}", what, e.what());
+    }
+    Result<jinja::Value> v = json_to_jinja(j);
+    if (!v) return make_error("{}: {}", what, v.message());
+    return v;
+}
+
 }  // namespace sift::cli

@@ -1,7 +1,5 @@
 #include "cli/run_prompt.h"
 
-#include <nlohmann/json.hpp>
-
 #include "cli/cli_files.h"
 #include "cli/json_jinja.h"
 
@@ -49,15 +47,7 @@ Result<ChatTemplate> model_chat_template(const gguf::File& file, const Tokenizer
 static Result<jinja::Value> read_json_file(const std::string& path) {
     Result<std::string> text = read_text_file(path);
     if (!text) return text.error();
-    nlohmann::ordered_json j;
-    try {
-        j = nlohmann::ordered_json::parse(*text);
-    } catch (const nlohmann::ordered_json::parse_error& e) {
-        return make_error("{}: invalid JSON: {}", path, e.what());
-    }
-    Result<jinja::Value> v = json_to_jinja(j);
-    if (!v) return make_error("{}: {}", path, v.message());
-    return v;
+    return json_text_to_jinja(*text, path);
 }
 
 Result<ChatTemplateInputs> read_conversation(const std::string& messages_path,
