@@ -130,6 +130,40 @@ TEST(SpanSelect, AnchorsStopAtTheirBudget) {
     EXPECT_GT(select_spans(scores, tokens, p).n_chunks_forced, s.n_chunks_forced);
 }
 
+// With the question known (protected, after the last compressible token), only its 4-grams
+// anchor: the document's own end, repeated earlier, does not; and occurrences inside protected
+// text (markup of earlier turns) are ignored.
+TEST(SpanSelect, AnchorsComeFromTheQuestionWhenItIsKnown) {
+    const int64_t n = 32 * 600;
+    std::vector<int32_t> tokens = distinct_tokens(static_cast<size_t>(n));
+    const int64_t question = n - 30;  // [question, n) is protected: the question and markup
+    const std::vector<int32_t> doc_end = {61, 62, 63, 64};
+    std::copy(doc_end.begin(), doc_end.end(), tokens.begin() + (question - 8));
+    std::copy(doc_end.begin(), doc_end.end(), tokens.begin() + 32 * 200);
+    const std::vector<int32_t> key = {11, 22, 33, 44};
+    std::copy(key.begin(), key.end(), tokens.begin() + (question + 5));
+    std::copy(key.begin(), key.end(), tokens.begin() + 32 * 400 + 5);
+    const std::vector<int32_t> markup = {71, 72, 73, 74};
+    std::copy(markup.begin(), markup.end(), tokens.begin() + (n - 6));
+    std::copy(markup.begin(), markup.end(), tokens.begin() + 32 * 100 + 2);
+    const std::vector<float> scores(static_cast<size_t>(n), 1.0f);
+    SpanSelectParams p;
+    p.keep_ratio = 0.0f;
+    p.tail_chunks = 1;
+    p.anchor_budget = 100;
+    p.protect = {{question, n}, {32 * 100, 32 * 100 + 8}};
+    const SpanSelection s = select_spans(scores, tokens, p);
+    expect_well_formed(s, n);
+    EXPECT_TRUE(chunk_kept(s, 400, 32));   // the question's key
+    EXPECT_FALSE(chunk_kept(s, 200, 32));  // the document's end repeated: no anchor
+    EXPECT_FALSE(chunk_kept(s, 98, 32));   // protected markup: kept itself, no radius
+    EXPECT_TRUE(chunk_kept(s, 100, 32));
+    EXPECT_EQ(s.n_anchor_grams, 1);
+    // Without protection the last 96 tokens are the source: the document's end anchors too.
+    p.protect.clear();
+    EXPECT_TRUE(chunk_kept(select_spans(scores, tokens, p), 200, 32));
+}
+
 TEST(SpanSelect, AnchorRadiusScalesWithLength) {
     const int64_t n = 32 * 1500;  // 1024 <= chunks < 2048: radius 4
     std::vector<int32_t> tokens = distinct_tokens(static_cast<size_t>(n));

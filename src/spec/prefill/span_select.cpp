@@ -48,12 +48,27 @@ Gram gram_at(std::span<const int32_t> tokens, int64_t i) {
     return g;
 }
 
-// Marks +-radius chunks around every earlier occurrence of each 4-gram of the tail that occurs
-// 1..max_hits times before the tail. Returns how many 4-grams qualified.
-int64_t mark_anchors(std::span<const int32_t> tokens, const SpanSelectParams& p, int64_t n_chunks,
-                     int64_t budget, std::vector<uint8_t>& forced) {
-    const int64_t n = static_cast<int64_t>(tokens.size());
+// Where the anchor 4-grams come from: the text after the last compressible token (the question
+// and the markup after it) when that holds a 4-gram, else the last anchor_tail tokens; at most
+// the last anchor_tail tokens either way. The document's own end is no question: its 4-grams
+// only find the document again (random digits or identifiers do, dozens of times).
+int64_t anchor_source_begin(int64_t n, const SpanSelectParams& p,
+                            const std::vector<uint8_t>& protected_token) {
     const int64_t tail_begin = std::max<int64_t>(0, n - p.anchor_tail);
+    int64_t last_free = n - 1;
+    while (last_free >= 0 && protected_token[static_cast<size_t>(last_free)]) --last_free;
+    if (last_free < 0 || last_free == n - 1 || n - (last_free + 1) < 4) return tail_begin;
+    return std::max(tail_begin, last_free + 1);
+}
+
+// Marks +-radius chunks around every earlier occurrence of each 4-gram of the source region that
+// occurs 1..max_hits times before it. Occurrences touching protected tokens (markup, the system
+// prompt: kept anyway) neither count nor spend the budget. Returns how many 4-grams qualified.
+int64_t mark_anchors(std::span<const int32_t> tokens, const SpanSelectParams& p, int64_t n_chunks,
+                     int64_t budget, const std::vector<uint8_t>& protected_token,
+                     std::vector<uint8_t>& forced) {
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    const int64_t tail_begin = anchor_source_begin(n, p, protected_token);
     if (tail_begin < 4 || n - tail_begin < 4) return 0;
     int32_t radius = p.anchor_radius, max_hits = p.anchor_max_hits;
     if (radius <= 0) radius = n_chunks < 1024 ? 2 : n_chunks < 2048 ? 4 : 8;
@@ -65,6 +80,10 @@ int64_t mark_anchors(std::span<const int32_t> tokens, const SpanSelectParams& p,
     // One pass over the text before the tail (occurrences lie wholly before it); stop counting a
     // gram once it is too common.
     for (int64_t i = 0; i + 4 <= tail_begin; ++i) {
+        const auto at = static_cast<size_t>(i);
+        if (protected_token[at] | protected_token[at + 1] | protected_token[at + 2] |
+            protected_token[at + 3])
+            continue;
         auto it = hits.find(gram_at(tokens, i));
         if (it != hits.end() && static_cast<int32_t>(it->second.size()) <= max_hits)
             it->second.push_back(i);
@@ -156,8 +175,12 @@ SpanSelection select_spans(std::span<const float> scores, std::span<const int32_
         for (int64_t c = n_chunks - p.tail_chunks; c < n_chunks; ++c)
             forced[static_cast<size_t>(c)] = 1;
         if (p.anchors) {
+            std::vector<uint8_t> protected_token(static_cast<size_t>(n), 0);
+            for (const Span& sp : p.protect)
+                for (int64_t i = std::max<int64_t>(0, sp.begin); i < std::min(n, sp.end); ++i)
+                    protected_token[static_cast<size_t>(i)] = 1;
             const int64_t budget = p.anchor_budget > 0 ? p.anchor_budget : n_keep;
-            sel.n_anchor_grams = mark_anchors(tokens, p, n_chunks, budget, forced);
+            sel.n_anchor_grams = mark_anchors(tokens, p, n_chunks, budget, protected_token, forced);
         }
     }
 

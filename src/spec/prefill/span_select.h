@@ -21,9 +21,11 @@ struct SpanSelectParams {
     int32_t smooth_window = 13;  // moving average of the scores (odd; 1 = none)
     int32_t head_chunks = 8;     // always kept: the start (system prompt, instructions)
     int32_t tail_chunks = 24;    // always kept: the end (the question)
-    // 4-gram anchors: every 4-gram of the last `anchor_tail` tokens that occurs 1..max_hits times
-    // earlier keeps +-radius chunks around each occurrence. radius/max_hits 0 = scaled with the
-    // prompt length (2/8 below 1024 chunks, 4/16 below 2048, 8/32 above).
+    // 4-gram anchors: every 4-gram of the question that occurs 1..max_hits times earlier keeps
+    // +-radius chunks around each occurrence. The question: the tokens after the last
+    // compressible (unprotected) one, else the prompt's end; at most the last `anchor_tail`
+    // tokens. Occurrences in protected tokens are ignored (kept anyway). radius/max_hits 0 =
+    // scaled with the prompt length (2/8 below 1024 chunks, 4/16 below 2048, 8/32 above).
     int32_t anchor_tail = 96;
     int32_t anchor_radius = 0;
     int32_t anchor_max_hits = 0;
