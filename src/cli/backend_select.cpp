@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "backend/profiling_backend.h"
 #include "gguf/gguf.h"
 #if SIFT_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -23,6 +24,8 @@ void add_backend_options(CLI::App& sub, BackendChoice& choice) {
         ->capture_default_str();
     sub.add_flag("--exact", choice.exact,
                  "CPU: F32 matmuls on dequantized weights (slower; reference results)");
+    sub.add_flag("--profile", choice.profile,
+                 "Time every op (synchronized, no CUDA graphs) and print the table at exit");
 }
 
 namespace {
@@ -46,8 +49,10 @@ std::unique_ptr<Backend> cpu_backend(const BackendChoice& choice) {
 
 }  // namespace
 
-Result<std::unique_ptr<Backend>> backend_select(const BackendChoice& choice,
-                                                const std::string& model_path) {
+namespace {
+
+Result<std::unique_ptr<Backend>> select_device(const BackendChoice& choice,
+                                               const std::string& model_path) {
     std::string device = choice.device;
     int cuda_index = 0;
     if (device.rfind("cuda:", 0) == 0) {
@@ -88,6 +93,15 @@ Result<std::unique_ptr<Backend>> backend_select(const BackendChoice& choice,
     if (device == "cuda") return make_error("--device cuda: this sift was built without CUDA");
     return cpu_backend(choice);
 #endif
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> backend_select(const BackendChoice& choice,
+                                                const std::string& model_path) {
+    Result<std::unique_ptr<Backend>> backend = select_device(choice, model_path);
+    if (!backend || !choice.profile) return backend;
+    return backend_profile_wrap(std::move(*backend));
 }
 
 int32_t default_ubatch(const Backend& backend) {

@@ -16,9 +16,10 @@ struct BackendChoice {
     int n_gpu_layers = -1;        // -1: all; 0: none (CPU)
     int threads = 0;              // CPU threads (0: all cores)
     bool exact = false;           // CPU: F32 matmuls on dequantized weights
+    bool profile = false;         // time every op (backend/profiling_backend.h)
 };
 
-// Adds --device, -ngl, -t and --exact to a subcommand.
+// Adds --device, -ngl, -t, --exact and --profile to a subcommand.
 void add_backend_options(CLI::App& sub, BackendChoice& choice);
 
 // The backend for a model file: -ngl between 0 and the model's layer count is an error (sift

@@ -99,6 +99,7 @@ Status run_eval(const EvalOptions& opt) {
     Result<std::unique_ptr<Model>> target = Model::load(*target_path, **backend, mo);
     if (!target) return target.error();
     mo.n_ctx = 2 * max_ctx + 1024;  // another tokenizer may need more tokens
+    mo.n_ubatch = drafter_ubatch(**backend, opt.pflash, mo.n_ubatch);
     Result<std::unique_ptr<Model>> drafter = Model::load(*drafter_path, **backend, mo);
     if (!drafter) return make_error("--drafter: {}", drafter.message());
     Result<std::unique_ptr<Tokenizer>> ttok = Tokenizer::from_gguf((*target)->file());

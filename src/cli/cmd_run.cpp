@@ -138,7 +138,7 @@ Status run(RunOptions& opt) {
         drafter_options.n_ctx =
             static_cast<int64_t>((*drafter_tok)->encode(*prompt_text, true, true).size()) +
             opt.pflash.lookahead_decode + 16;
-        drafter_options.n_ubatch = opt.n_ubatch;
+        drafter_options.n_ubatch = drafter_ubatch(**backend, opt.pflash, opt.n_ubatch);
         Result<std::unique_ptr<Model>> d = Model::load(*drafter_path, **backend, drafter_options);
         if (!d) return make_error("--drafter: {}", d.message());
         drafter = std::move(*d);

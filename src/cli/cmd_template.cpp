@@ -19,7 +19,6 @@
 namespace sift::cli {
 namespace {
 
-
 struct TemplateOptions {
     std::string model;
     std::string messages;

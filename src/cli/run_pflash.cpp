@@ -37,9 +37,17 @@ void add_pflash_scoring_options(CLI::App& sub, PflashOptions& o) {
     sub.add_option("--bsa-min-cells", o.bsa_min_cells,
                    "Block-sparse only once the drafter attends this many cells (dense below)")
         ->capture_default_str();
+    sub.add_option("--drafter-ubatch", o.drafter_ubatch,
+                   "Tokens per drafter forward chunk (0: 16384 on a GPU, else the target's)")
+        ->capture_default_str();
     sub.add_option("--lookahead-decode", o.lookahead_decode,
                    "Also probe with N tokens the drafter decodes after the prompt (SpecPrefill)")
         ->capture_default_str();
+}
+
+int32_t drafter_ubatch(const Backend& backend, const PflashOptions& o, int32_t target_ubatch) {
+    if (o.drafter_ubatch > 0) return o.drafter_ubatch;
+    return backend.device() == Device::DEVICE_CUDA ? 16384 : target_ubatch;
 }
 
 Result<spec::PflashParams> pflash_params(const PflashOptions& o) {
@@ -47,6 +55,7 @@ Result<spec::PflashParams> pflash_params(const PflashOptions& o) {
     if (o.keep_ratio <= 0 || o.keep_ratio > 1)
         return make_error("--keep-ratio must be in (0, 1], got {}", o.keep_ratio);
     if (o.lookahead < 1) return make_error("--lookahead must be >= 1");
+    if (o.drafter_ubatch < 0) return make_error("--drafter-ubatch must be >= 0");
     if (o.lookahead_decode < 0 || o.lookahead_decode > 64)
         return make_error("--lookahead-decode must be in [0, 64], got {}", o.lookahead_decode);
     if (o.positions == "original") {

@@ -24,6 +24,8 @@ struct ProbeCase {
     bool mask = false;
     float softcap = 0;
     bool unrope = false;
+    bool neox = true;
+    int32_t n_rot = 0;  // 0: head_dim
 };
 
 class ProbeParity : public ::testing::TestWithParam<ProbeCase> {};
@@ -86,8 +88,8 @@ TEST_P(ProbeParity, MatchesCpu) {
     params.window = c.window;
     params.softcap = c.softcap;
     RopeParams rope;
-    rope.n_rot = static_cast<int32_t>(c.head_dim);
-    rope.neox = true;
+    rope.n_rot = c.n_rot > 0 ? c.n_rot : static_cast<int32_t>(c.head_dim);
+    rope.neox = c.neox;
     rope.freq_base = 1e6f;
 
     AttentionInputs hin;
@@ -134,7 +136,13 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(ProbeCase{"qwen3_shape"}, ProbeCase{"f32_keys", 64, 8, 2, 4, 777, false},
                       ProbeCase{"two_seqs_window_mask", 64, 8, 4, 6, 2000, true, 2, 300, true},
                       ProbeCase{"softcap_gqa8", 256, 8, 1, 3, 1500, true, 1, 0, false, 30.0f},
-                      ProbeCase{"nope", 128, 16, 8, 8, 4096, true, 1, 0, false, 0, true}),
+                      ProbeCase{"nope", 128, 16, 8, 8, 4096, true, 1, 0, false, 0, true},
+                      ProbeCase{"nope_adjacent_partial", 128, 8, 4, 5, 1000, true, 1, 0, false, 0,
+                                true, false, 64},
+                      ProbeCase{"nope_neox_partial_f32", 64, 4, 2, 3, 700, false, 1, 0, false, 0,
+                                true, true, 32},
+                      // 20 queries x 6 heads per KV head: 120 dot products, several passes.
+                      ProbeCase{"lookahead_many_queries", 128, 12, 2, 20, 2500, true, 2, 0, true}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -139,7 +139,8 @@ TEST(ElementwiseParity, AddStridedView) {
 TEST(ElementwiseParity, RmsNorm) {
     SIFT_REQUIRE_CUDA();
     constexpr double kBound = 2e-6;
-    const Shape shapes[] = {{16, 7}, {37, 37}, {128, 96}, {4096, 1}, {4096, 37}, {5123, 3}};
+    const Shape shapes[] = {{16, 7},  {37, 37},  {128, 96},  {128, 1001}, {512, 5},
+                            {516, 3}, {4096, 1}, {4096, 37}, {5123, 3}};
     for (const Shape& s : shapes) {
         for (bool with_w : {false, true}) {
             for (bool alias : {false, true}) {
@@ -247,7 +248,7 @@ TEST(ElementwiseParity, SwigluGeglu) {
 TEST(ElementwiseParity, SetRows) {
     SIFT_REQUIRE_CUDA();
     for (DType type : {DType::F32, DType::F16}) {
-        for (int64_t width : {int64_t{8}, int64_t{37}, int64_t{1024}}) {
+        for (int64_t width : {int64_t{8}, int64_t{37}, int64_t{1024}, int64_t{4100}}) {
             for (int64_t n : {int64_t{1}, int64_t{37}}) {
                 SCOPED_TRACE(::testing::Message()
                              << "type=" << dtype_name(type) << " width=" << width << " n=" << n);

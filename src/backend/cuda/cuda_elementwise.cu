@@ -196,6 +196,35 @@ __global__ void rms_norm_kernel(const void* x, RowLayout lx, const float* w, flo
     }
 }
 
+// Narrow rows (qk-norm's head_dim, small models' widths): one warp per row, kWarpRows rows per
+// block, float4 loads; the same F32 sum of squares and double scale as rms_norm_kernel.
+constexpr int kWarpRows = 8;
+__global__ void __launch_bounds__(kWarpRows * 32)
+    rms_norm_warp_kernel(const void* x, RowLayout lx, const float* w, float eps, void* out,
+                         RowLayout lo, int64_t n, int64_t rows) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpRows + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    const float* px = at<float>(x, row_offset(lx, row));
+    float* po = at<float>(out, row_offset(lo, row));
+    float ss = 0;
+    for (int64_t j = lane * 4; j < n; j += 128) {
+        const float4 v = *reinterpret_cast<const float4*>(px + j);
+        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    const auto inv = static_cast<float>(1.0 / sqrt(static_cast<double>(ss) / n + eps));
+    for (int64_t j = lane * 4; j < n; j += 128) {
+        float4 v = *reinterpret_cast<const float4*>(px + j);
+        v.x *= inv, v.y *= inv, v.z *= inv, v.w *= inv;
+        if (w != nullptr) {
+            const float4 g = *reinterpret_cast<const float4*>(w + j);
+            v.x *= g.x, v.y *= g.y, v.z *= g.z, v.w *= g.w;
+        }
+        *reinterpret_cast<float4*>(po + j) = v;
+    }
+}
+
 // One block per token: cos/sin of the token's angles once into shared memory (double, as the
 // CPU: at positions of 10^5 an F32 angle is off by ~0.01 rad), then every head's pairs.
 __global__ void rope_kernel(const float* x, int64_t x_nb1, int64_t x_nb2, float* out, int64_t o_nb1,
@@ -258,6 +287,30 @@ __global__ void set_rows_kernel(const void* src, RowLayout ls, const int32_t* id
     for (int64_t j = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x; j < width;
          j += static_cast<int64_t>(gridDim.y) * blockDim.x)
         d[j] = convert_from_f32<T>(s[j]);
+}
+
+// Rows whose width is a multiple of 4 and 16-byte aligned: 4 values per thread (a float4 load,
+// one 8- or 16-byte store).
+template <typename T>
+__global__ void set_rows_vec_kernel(const void* src, RowLayout ls, const int32_t* idx,
+                                    int64_t idx_nb, void* dst, RowLayout ld, int64_t dst_rows,
+                                    int64_t width) {
+    const int64_t t = blockIdx.x;
+    const int32_t row = *at<int32_t>(idx, t * idx_nb);
+    if (row < 0 || row >= dst_rows) return;
+    const float* s = at<float>(src, row_offset(ls, t));
+    T* d = at<T>(dst, row_offset(ld, row));
+    for (int64_t j = (static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x) * 4; j < width;
+         j += static_cast<int64_t>(gridDim.y) * blockDim.x * 4) {
+        const float4 v = *reinterpret_cast<const float4*>(s + j);
+        if constexpr (sizeof(T) == 2) {
+            __half2 h[2] = {__halves2half2(convert_from_f32<T>(v.x), convert_from_f32<T>(v.y)),
+                            __halves2half2(convert_from_f32<T>(v.z), convert_from_f32<T>(v.w))};
+            *reinterpret_cast<uint2*>(d + j) = *reinterpret_cast<const uint2*>(h);
+        } else {
+            *reinterpret_cast<float4*>(d + j) = v;
+        }
+    }
 }
 
 // One block per row; (value, index) pairs reduced with the lowest index winning ties.
@@ -340,7 +393,14 @@ void cuda_rms_norm(CudaContext& ctx, const Tensor& x, const Tensor* w, float eps
     const float* wd = w != nullptr ? w->ptr<const float>() : nullptr;
     const bool vec = rows_aligned16(x) && rows_aligned16(out) &&
                      (wd == nullptr || reinterpret_cast<uintptr_t>(wd) % 16 == 0);
-    // ~8 values per thread: a warp for a head (qk-norm), up to 1024 threads for wide rows.
+    if (vec && n <= 512) {
+        rms_norm_warp_kernel<<<static_cast<unsigned>((rows + kWarpRows - 1) / kWarpRows),
+                               kWarpRows * 32, 0, ctx.stream>>>(x.data, row_layout(x), wd, eps,
+                                                                out.data, row_layout(out), n, rows);
+        SIFT_CUDA_LAUNCH_CHECK();
+        return;
+    }
+    // ~8 values per thread, up to 1024 threads for wide rows.
     const int threads =
         static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(32, (n / 8 + 31) / 32 * 32)));
     if (vec) {
@@ -388,6 +448,24 @@ void cuda_set_rows(CudaContext& ctx, const Tensor& src, const Tensor& idx, Tenso
     const int64_t width = src.ne[0], n = src.n_rows();
     SIFT_CHECK(idx.type == DType::I32 && idx.ne[0] == n && dst.ne[0] == width, "set_rows: shapes");
     if (n == 0 || width == 0) return;
+    const bool vec = rows_aligned16(src) && width % 4 == 0 &&
+                     reinterpret_cast<uintptr_t>(dst.data) % 16 == 0 &&
+                     dst.nb[1] % (dst.type == DType::F32 ? 16 : 8) == 0;
+    if (vec) {
+        const dim3 grid(static_cast<unsigned>(n),
+                        std::min<unsigned>(grid_1d(width / 4, kBlock), 64));
+        if (dst.type == DType::F32) {
+            set_rows_vec_kernel<float><<<grid, kBlock, 0, ctx.stream>>>(
+                src.data, row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data,
+                row_layout(dst), dst.n_rows(), width);
+        } else {
+            set_rows_vec_kernel<__half><<<grid, kBlock, 0, ctx.stream>>>(
+                src.data, row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data,
+                row_layout(dst), dst.n_rows(), width);
+        }
+        SIFT_CUDA_LAUNCH_CHECK();
+        return;
+    }
     const dim3 grid(static_cast<unsigned>(n),
                     std::min<unsigned>(grid_1d(width, kBlock), 64));  // rows of up to 16K per pass
     if (dst.type == DType::F32) {

@@ -128,18 +128,29 @@ void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out)
             break;
     }
 
-    auto* wb = static_cast<__nv_bfloat16*>(ctx.scratch_a.get(static_cast<size_t>(n * k) * 2));
+    // BF16 weights are used in place (row stride a whole number of elements, 16-byte aligned
+    // as cuBLAS wants); other types are dequantized to a bf16 copy.
+    const bool in_place = w.type == DType::BF16 && w.nb[1] % 16 == 0 &&
+                          reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
+    const __nv_bfloat16* wb = w.ptr<const __nv_bfloat16>();
+    int64_t ldw = w.nb[1] / 2;
+    if (!in_place) {
+        auto* copy =
+            static_cast<__nv_bfloat16*>(ctx.scratch_a.get(static_cast<size_t>(n * k) * 2));
+        cuda_dequantize_bf16(ctx, w, copy);
+        wb = copy;
+        ldw = k;
+    }
     auto* xb =
         static_cast<__nv_bfloat16*>(ctx.scratch_b.get(static_cast<size_t>(n_tokens * k) * 2));
-    cuda_dequantize_bf16(ctx, w, wb);
     const int block = 256;
     f32_to_bf16_kernel<<<dim3(static_cast<unsigned>(n_tokens), grid_1d(k, block)), block, 0,
                          ctx.stream>>>(x.ptr<const float>(), x.nb[1] / 4, k, xb);
     SIFT_CUDA_LAUNCH_CHECK();
-    // Column-major view: wb is k x n (ld k), xb is k x T (ld k); out (n x T) = wb^T xb.
+    // Column-major view: wb is k x n (ld ldw), xb is k x T (ld k); out (n x T) = wb^T xb.
     SIFT_CUBLAS_CHECK(cublasGemmEx(
         ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(n_tokens),
-        static_cast<int>(k), &one, wb, CUDA_R_16BF, static_cast<int>(k), xb, CUDA_R_16BF,
+        static_cast<int>(k), &one, wb, CUDA_R_16BF, static_cast<int>(ldw), xb, CUDA_R_16BF,
         static_cast<int>(k), &zero, out.ptr<float>(), CUDA_R_32F, static_cast<int>(out.nb[1] / 4),
         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
