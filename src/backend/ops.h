@@ -87,6 +87,10 @@ struct BlockSparseParams {
     int32_t last_full = 2;  // the prompt's last query blocks attend densely
 };
 
+// A recorded sequence of ops that a backend can replay with one call (a CUDA graph); opaque,
+// defined by the backend that made it.
+struct BackendGraph;
+
 class Backend {
   public:
     virtual ~Backend() = default;
@@ -107,10 +111,39 @@ class Backend {
     virtual void download(void* dst, const Tensor& src, size_t bytes) = 0;
     virtual void synchronize() = 0;
 
+    // Capture and replay (decode is launch-bound: one replay instead of hundreds of launches).
+    // Between graph_begin_capture and graph_end_capture ops are recorded, not run; the graph
+    // bakes in every pointer, shape and host-side value the ops saw, so the caller replays it
+    // only while those are unchanged (inputs are refreshed by upload into the same buffers
+    // before graph_launch, outside the capture: uploads must not be captured). Backends without
+    // graphs (the CPU) keep these defaults and callers run the ops directly.
+    // Wrappers of a Backend must forward all five.
+    virtual bool graph_supported() const { return false; }
+    virtual void graph_begin_capture() {}
+    // Ends the capture. With `prev` (a graph of this backend), prev is rebuilt from the new
+    // capture in place, cheaply when the topology is unchanged, and returned; else a new graph.
+    // Null when the capture failed (nothing ran: run the ops directly); prev is then unchanged.
+    virtual BackendGraph* graph_end_capture(BackendGraph* prev) {
+        (void)prev;
+        return nullptr;
+    }
+    // Queues the recorded ops. False when the graph went stale (the backend moved memory it
+    // baked in): destroy it and capture again.
+    virtual bool graph_launch(BackendGraph* graph) {
+        (void)graph;
+        return false;
+    }
+    virtual void graph_destroy(BackendGraph* graph) { (void)graph; }
+
     // out[:, t] = table[:, ids[t]] as F32. table any type [width, n_rows]; ids I32 [n].
     virtual void get_rows(const Tensor& table, const Tensor& ids, Tensor out) = 0;
     // out[:, t] = W x[:, t]: w any type [k, n] (n rows of k), x F32 [k, T], out F32 [n, T].
     virtual void matmul(const Tensor& w, const Tensor& x, Tensor out) = 0;
+    // outs[i] = ws[i] x, i < n, for weights that share one input (q/k/v, gate/up), each pair as in
+    // matmul: a backend may convert x once for all of them. outs must not alias x.
+    virtual void matmul_shared(const Tensor* ws, size_t n, const Tensor& x, Tensor* outs) {
+        for (size_t i = 0; i < n; ++i) matmul(ws[i], x, outs[i]);
+    }
     // Elementwise on F32 [n, T]; b is [n, T] or [n] (broadcast over tokens). out may alias a.
     virtual void add(const Tensor& a, const Tensor& b, Tensor out) = 0;
     virtual void mul(const Tensor& a, const Tensor& b, Tensor out) = 0;

@@ -70,6 +70,13 @@ class ProfilingBackend final : public Backend {
         timed(fmt::format("matmul {} {} {}", dtype_name(w.type), shape(w), tokens_class(x.ne[1])),
               [&] { inner_->matmul(w, x, out); });
     }
+    void matmul_shared(const Tensor* ws, size_t n, const Tensor& x, Tensor* outs) override {
+        std::string key =
+            fmt::format("matmul_shared x{} {} {}x(", n, n == 0 ? "" : dtype_name(ws[0].type),
+                        n == 0 ? 0 : ws[0].ne[0]);
+        for (size_t i = 0; i < n; ++i) key += fmt::format("{}{}", i ? "+" : "", ws[i].ne[1]);
+        timed(key + ") " + tokens_class(x.ne[1]), [&] { inner_->matmul_shared(ws, n, x, outs); });
+    }
     void add(const Tensor& a, const Tensor& b, Tensor out) override {
         timed(fmt::format("add {}", tokens_class(a.ne[1])), [&] { inner_->add(a, b, out); });
     }

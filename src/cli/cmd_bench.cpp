@@ -104,7 +104,9 @@ Status run_bench(const BenchCliOptions& opt) {
         params += static_cast<double>(t.n_elements());
         size += static_cast<double>(t.byte_size);
     }
-    const std::string backend_name = backend->name();
+    // Decode timings differ by how they are launched (SIFT_CUDA_GRAPHS=0 turns graphs off).
+    const std::string backend_name =
+        backend->name() + ((*model)->graphs_enabled() ? ", graphs" : "");
     const std::string model_name = std::filesystem::path(*path).filename().string();
 
     BenchOptions bench_options;

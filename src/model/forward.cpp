@@ -45,9 +45,11 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
     const HParams& hp = c.hp;
     const LayerWeights& l = c.w.layers[static_cast<size_t>(il)];
     Tensor q = c.act(hp.q_dim()), k = c.act(hp.kv_dim()), v = c.act(hp.kv_dim());
-    c.be.matmul(l.wq, h, q);
-    c.be.matmul(l.wk, h, k);
-    c.be.matmul(l.wv, h, v);
+    {
+        const Tensor ws[] = {l.wq, l.wk, l.wv};
+        Tensor outs[] = {q, k, v};
+        c.be.matmul_shared(ws, 3, h, outs);
+    }
     if (has(l.bq)) c.be.add(q, l.bq, q);
     if (has(l.bk)) c.be.add(k, l.bk, k);
     if (has(l.bv)) c.be.add(v, l.bv, v);
@@ -112,7 +114,7 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
     in.cell_pos = c.kv.cell_pos();
     in.cell_seq = c.kv.cell_seq();
     in.cell_begin = 0;
-    in.cell_end = c.kv.used_end();
+    in.cell_end = c.cell_end;
     // Block-sparse on global-attention layers: the selection's geometry needs the sequence's
     // own cell range (cells outside it are invisible to these tokens, so the result is the same).
     if (c.bsa != nullptr && params.window == 0) {
@@ -134,8 +136,11 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
 Tensor block_ffn(ForwardContext& c, int il, const Tensor& h, FfnActivation act) {
     const LayerWeights& l = c.w.layers[static_cast<size_t>(il)];
     Tensor gate = c.act(c.hp.n_ff), up = c.act(c.hp.n_ff);
-    c.be.matmul(l.w_gate, h, gate);
-    c.be.matmul(l.w_up, h, up);
+    {
+        const Tensor ws[] = {l.w_gate, l.w_up};
+        Tensor outs[] = {gate, up};
+        c.be.matmul_shared(ws, 2, h, outs);
+    }
     if (act == FfnActivation::FFN_SILU) {
         c.be.swiglu(gate, up, gate);
     } else {

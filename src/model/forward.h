@@ -61,6 +61,7 @@ struct ForwardContext {
     Tensor cells{};                      // I32 [T]: cache cell of each token
     Tensor out_rows{};                   // I32 [n_out]: tokens whose logits are wanted
     Tensor logits{};                     // F32 [n_vocab, n_out]
+    int64_t cell_end = 0;                // attention reads cells [0, cell_end) (>= used_end)
     const ProbeInputs* probe = nullptr;  // attention probe of this micro-batch, if any
     BlockSparseInputs* bsa = nullptr;    // block-sparse attention for this micro-batch, if any
     std::string dump_dir{};              // per-layer dumps when not empty

@@ -1,6 +1,8 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <span>
 
@@ -28,6 +30,7 @@ int64_t Batch::n_outputs() const {
 }
 
 Model::~Model() {
+    graphs_.reset();  // graphs bake in the buffers freed below
     kv_.reset();
     if (scratch_ != nullptr) backend_.free(scratch_);
     if (logits_buf_ != nullptr) backend_.free(logits_buf_);
@@ -71,6 +74,10 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& bac
     m->scratch_bytes_ = scratch_bytes(m->hp_, options.n_ubatch);
     m->scratch_ = backend.alloc(m->scratch_bytes_);
     if (!options.dump_layers.empty()) std::filesystem::create_directories(options.dump_layers);
+    const char* env = std::getenv("SIFT_CUDA_GRAPHS");
+    const bool env_off = env != nullptr && std::strcmp(env, "0") == 0;
+    if (options.cuda_graphs && !env_off && backend.graph_supported())
+        m->graphs_ = std::make_unique<GraphCache>(backend);
     return m;
 }
 
@@ -182,11 +189,27 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
     for (size_t i = 0; i < count; ++i) {
         if (batch.want_logits[first + i]) out_rows.push_back(static_cast<int32_t>(i));
     }
+    const int64_t n_out = static_cast<int64_t>(out_rows.size());
+    // The token inputs in one upload (a decode step is latency-bound; each copy costs several
+    // microseconds): ids, pos, seq, cells, output rows, each part 64-byte aligned.
+    const int64_t stride = (t + 15) / 16 * 16;
+    std::vector<int32_t> inputs(static_cast<size_t>(4 * stride + n_out));
+    const int32_t* parts[] = {batch.tokens.data(), batch.pos.data(), batch.seq.data(),
+                              cells.data()};
+    for (size_t p = 0; p < 4; ++p) {
+        std::copy_n(parts[p] + first, count, inputs.begin() + static_cast<ptrdiff_t>(p) * stride);
+    }
+    std::copy(out_rows.begin(), out_rows.end(), inputs.begin() + 4 * stride);
+    const Tensor input_block = upload_i32(inputs.data(), static_cast<int64_t>(inputs.size()));
+    auto input_part = [&](int64_t offset, int64_t n) {
+        return Tensor::view(input_block.ptr<int32_t>() + offset, DType::I32, {n},
+                            backend_.device());
+    };
     ForwardContext c{backend_, hp_, w_, *kv_, arena, t};
-    c.ids = upload_i32(batch.tokens.data() + first, t);
-    c.pos = upload_i32(batch.pos.data() + first, t);
-    c.seq = upload_i32(batch.seq.data() + first, t);
-    c.cells = upload_i32(cells.data() + first, t);
+    c.ids = input_part(0, t);
+    c.pos = input_part(stride, t);
+    c.seq = input_part(2 * stride, t);
+    c.cells = input_part(3 * stride, t);
     ProbeInputs probe_in;
     if (probe != nullptr) {
         // This ubatch's probing tokens: local indices, their positions and sequences, and the rows
@@ -237,9 +260,13 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
     }
     c.dump_dir = options_.dump_layers;
     c.dump_index = n_dumped_;
-    const int64_t n_out = static_cast<int64_t>(out_rows.size());
+    // Decode-sized micro-batches on a backend with graphs attend over a rounded cell range (the
+    // same result: the extra cells are empty), graphs on or off, so both give the same bits.
+    const bool graph_shape = backend_.graph_supported() && t <= kGraphMaxTokens &&
+                             c.probe == nullptr && c.bsa == nullptr;
+    c.cell_end = graph_shape ? graph_cell_end(kv_->used_end(), kv_->n_cells()) : kv_->used_end();
     if (n_out > 0) {
-        c.out_rows = upload_i32(out_rows.data(), n_out);
+        c.out_rows = input_part(4 * stride, n_out);
         const size_t bytes = static_cast<size_t>(n_out * hp_.n_vocab) * sizeof(float);
         if (bytes > logits_bytes_) {
             if (logits_buf_ != nullptr) backend_.free(logits_buf_);
@@ -250,15 +277,25 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
     } else {
         c.out_rows = Tensor::view(nullptr, DType::I32, {0}, backend_.device());
     }
-    switch (hp_.arch) {
-        case Arch::ARCH_LLAMA:
-        case Arch::ARCH_QWEN2:
-        case Arch::ARCH_QWEN3:
-            forward_llama(c);
-            break;
-        case Arch::ARCH_GEMMA3:
-            forward_gemma3(c);
-            break;
+    // The inputs are on the device; from here on only ops run (a graph may record them).
+    const size_t inputs_end = arena.used();
+    auto compute = [&] {
+        arena.reset(inputs_end);  // a failed capture runs this again from the same state
+        switch (hp_.arch) {
+            case Arch::ARCH_LLAMA:
+            case Arch::ARCH_QWEN2:
+            case Arch::ARCH_QWEN3:
+                forward_llama(c);
+                break;
+            case Arch::ARCH_GEMMA3:
+                forward_gemma3(c);
+                break;
+        }
+    };
+    if (graphs_ != nullptr && graph_shape && c.dump_dir.empty()) {
+        graphs_->run(GraphKey{t, n_out, c.cell_end, logits_buf_}, compute);
+    } else {
+        compute();
     }
     n_dumped_ = c.dump_index;
     bsa_calls_ += bsa.calls;

@@ -9,6 +9,7 @@
 #include "backend/ops.h"
 #include "core/result.h"
 #include "gguf/gguf.h"
+#include "model/graph_cache.h"
 #include "model/hparams.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
@@ -62,6 +63,10 @@ struct ModelOptions {
     DType kv_type = DType::F16;
     int32_t n_ubatch = 512;   // tokens per forward chunk (bounds activation memory)
     std::string dump_layers;  // directory for per-layer hidden states ("" = off)
+    // Replay decode steps (micro-batches of up to kGraphMaxTokens tokens) as captured graphs
+    // where the backend has them (CUDA). The environment variable SIFT_CUDA_GRAPHS=0 also
+    // turns it off.
+    bool cuda_graphs = true;
 };
 
 class Model {
@@ -87,6 +92,10 @@ class Model {
     const BlockSparseOptions& block_sparse() const { return bsa_; }
     // Layer attentions that ran block-sparse since load (reports whether BSA ran).
     int64_t block_sparse_calls() const { return bsa_calls_; }
+
+    // Whether decode steps run through captured graphs, and how often they did.
+    bool graphs_enabled() const { return graphs_ != nullptr; }
+    GraphStats graph_stats() const { return graphs_ ? graphs_->stats() : GraphStats{}; }
 
   private:
     Model(Backend& backend) : backend_(backend) {}
@@ -114,6 +123,7 @@ class Model {
     int64_t bsa_calls_ = 0;
     void* bsa_mask_ = nullptr;  // I8 block mask, reused by every layer; grows
     size_t bsa_mask_bytes_ = 0;
+    std::unique_ptr<GraphCache> graphs_;  // null: graphs off or unsupported
 };
 
 }  // namespace sift

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -315,6 +316,53 @@ TEST(CudaGetRowsBits, HalfBitPatternsExact) {
 
 std::string type_param_name(const ::testing::TestParamInfo<DType>& info) {
     return std::string(dtype_name(info.param));
+}
+
+// Several weights on one input (q/k/v): the same bits as one matmul per weight, on every path
+// (decode matvecs, the shared bf16 conversion, F32 SGEMM), with mixed types falling back.
+TEST(CudaMatmulShared, EqualsSeparateProducts) {
+    SIFT_REQUIRE_CUDA();
+    const std::vector<std::vector<DType>> type_sets = {{DType::Q4_K, DType::Q4_K, DType::Q6_K},
+                                                       {DType::BF16, DType::BF16, DType::BF16},
+                                                       {DType::F32, DType::BF16},
+                                                       {DType::Q8_0, DType::F16}};
+    uint64_t seed = 100;
+    for (const std::vector<DType>& types : type_sets) {
+        for (int64_t nt : {1, 8, 9, 300}) {
+            const int64_t k = 512;
+            SCOPED_TRACE(::testing::Message()
+                         << dtype_name(types[0]) << " x" << types.size() << " T=" << nt);
+            std::vector<TypedMatrix> w;
+            std::vector<std::unique_ptr<test::DeviceTensor>> wd, shared_out, single_out;
+            std::vector<Tensor> ws, outs;
+            test::DeviceTensor xd(DType::F32, {k, nt});
+            xd.upload(test::random_normal(k * nt, seed++).data());
+            for (size_t i = 0; i < types.size(); ++i)
+                w.emplace_back(types[i], k, 64 + 32 * static_cast<int64_t>(i), seed++);
+            for (size_t i = 0; i < types.size(); ++i) {
+                const int64_t n = w[i].rows;
+                wd.push_back(std::make_unique<test::DeviceTensor>(
+                    DType::I8,
+                    std::initializer_list<int64_t>{static_cast<int64_t>(w[i].bytes.size())}));
+                wd.back()->upload(w[i].bytes.data());
+                Tensor t = w[i].tensor();
+                t.data = wd.back()->t().data;
+                t.device = Device::DEVICE_CUDA;
+                ws.push_back(t);
+                shared_out.push_back(std::make_unique<test::DeviceTensor>(
+                    DType::F32, std::initializer_list<int64_t>{n, nt}));
+                single_out.push_back(std::make_unique<test::DeviceTensor>(
+                    DType::F32, std::initializer_list<int64_t>{n, nt}));
+                outs.push_back(shared_out.back()->t());
+            }
+            cuda::cuda_matmul_shared(ctx, ws.data(), ws.size(), xd.t(), outs.data());
+            for (size_t i = 0; i < ws.size(); ++i)
+                cuda::cuda_matmul(ctx, ws[i], xd.t(), single_out[i]->t());
+            for (size_t i = 0; i < ws.size(); ++i)
+                EXPECT_TRUE(shared_out[i]->download<float>() == single_out[i]->download<float>())
+                    << "weight " << i;
+        }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, CudaMatmulParity, ::testing::ValuesIn(test::kComputableTypes),

@@ -5,6 +5,13 @@
 #include "backend/cuda/cuda_ops.h"
 
 namespace sift {
+
+// A captured op sequence: the instantiated graph and the scratch generation it baked in.
+struct BackendGraph {
+    cudaGraphExec_t exec = nullptr;
+    uint64_t generation = 0;
+};
+
 namespace {
 
 class CudaBackend final : public Backend {
@@ -79,11 +86,71 @@ class CudaBackend final : public Backend {
     }
     void synchronize() override { SIFT_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream)); }
 
+    bool graph_supported() const override { return true; }
+    void graph_begin_capture() override {
+        SIFT_CHECK(!ctx_->epoch.capturing, "graph capture already open");
+        // Relaxed: the first use of a kernel sets its attributes and a grown scratch buffer is
+        // allocated (not freed) during the capture; neither touches the stream.
+        SIFT_CUDA_CHECK(cudaStreamBeginCapture(ctx_->stream, cudaStreamCaptureModeRelaxed));
+        ctx_->epoch.capturing = true;
+        capture_generation_ = ctx_->epoch.generation;
+    }
+    BackendGraph* graph_end_capture(BackendGraph* prev) override {
+        SIFT_CHECK(ctx_->epoch.capturing, "no graph capture open");
+        cudaGraph_t graph = nullptr;
+        const cudaError_t err = cudaStreamEndCapture(ctx_->stream, &graph);
+        ctx_->epoch.capturing = false;
+        if (!ctx_->epoch.retired.empty()) {
+            SIFT_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
+            for (void* p : ctx_->epoch.retired) SIFT_CUDA_CHECK(cudaFree(p));
+            ctx_->epoch.retired.clear();
+        }
+        // A capture that saw a scratch buffer move baked in a freed address.
+        if (err != cudaSuccess || graph == nullptr ||
+            ctx_->epoch.generation != capture_generation_) {
+            cudaGetLastError();
+            if (graph != nullptr) cudaGraphDestroy(graph);
+            return nullptr;
+        }
+        BackendGraph* out = prev != nullptr ? prev : new BackendGraph;
+        bool updated = false;
+        if (out->exec != nullptr) {
+            // Same nodes with new parameters (the usual case: a longer attention range) update
+            // in place, several times cheaper than instantiating.
+            cudaGraphExecUpdateResultInfo info{};
+            updated = cudaGraphExecUpdate(out->exec, graph, &info) == cudaSuccess;
+            if (!updated) {
+                cudaGetLastError();
+                SIFT_CUDA_CHECK(cudaGraphExecDestroy(out->exec));
+                out->exec = nullptr;
+            }
+        }
+        if (!updated) SIFT_CUDA_CHECK(cudaGraphInstantiate(&out->exec, graph, 0));
+        SIFT_CUDA_CHECK(cudaGraphDestroy(graph));
+        out->generation = ctx_->epoch.generation;
+        return out;
+    }
+    bool graph_launch(BackendGraph* graph) override {
+        if (graph == nullptr || graph->exec == nullptr ||
+            graph->generation != ctx_->epoch.generation)
+            return false;
+        SIFT_CUDA_CHECK(cudaGraphLaunch(graph->exec, ctx_->stream));
+        return true;
+    }
+    void graph_destroy(BackendGraph* graph) override {
+        if (graph == nullptr) return;
+        if (graph->exec != nullptr) SIFT_CUDA_CHECK(cudaGraphExecDestroy(graph->exec));
+        delete graph;
+    }
+
     void get_rows(const Tensor& table, const Tensor& ids, Tensor out) override {
         cuda::cuda_get_rows(*ctx_, table, ids, out);
     }
     void matmul(const Tensor& w, const Tensor& x, Tensor out) override {
         cuda::cuda_matmul(*ctx_, w, x, out);
+    }
+    void matmul_shared(const Tensor* ws, size_t n, const Tensor& x, Tensor* outs) override {
+        cuda::cuda_matmul_shared(*ctx_, ws, n, x, outs);
     }
     void add(const Tensor& a, const Tensor& b, Tensor out) override {
         cuda::cuda_add(*ctx_, a, b, out);
@@ -125,6 +192,7 @@ class CudaBackend final : public Backend {
 
   private:
     cuda::CudaContext* ctx_;
+    uint64_t capture_generation_ = 0;
 };
 
 }  // namespace

@@ -8,10 +8,17 @@ Scratch::~Scratch() {
 
 void* Scratch::get(size_t bytes) {
     if (bytes <= bytes_) return ptr_;
-    // Ops queued earlier on the stream may still read the old buffer.
     if (ptr_ != nullptr) {
-        SIFT_CUDA_CHECK(cudaDeviceSynchronize());
-        SIFT_CUDA_CHECK(cudaFree(ptr_));
+        ++epoch_->generation;  // graphs that baked in the old address are stale
+        if (epoch_->capturing) {
+            // Synchronizing would break the capture (which then fails: its first ops saw the
+            // old buffer); free it once the capture has ended.
+            epoch_->retired.push_back(ptr_);
+        } else {
+            // Ops queued earlier on the stream may still read the old buffer.
+            SIFT_CUDA_CHECK(cudaDeviceSynchronize());
+            SIFT_CUDA_CHECK(cudaFree(ptr_));
+        }
         ptr_ = nullptr;
     }
     const size_t grown = std::max(bytes, bytes_ + bytes_ / 2);
@@ -50,6 +57,11 @@ Result<CudaContext*> cuda_context_create(int device) {
     SIFT_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
     SIFT_CUBLAS_CHECK(cublasCreate(&ctx->cublas));
     SIFT_CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
+    // A workspace of our own: cuBLAS would otherwise allocate one on first use, which a stream
+    // capture does not allow. 32 MiB is NVIDIA's recommendation for Hopper.
+    const size_t workspace_bytes = size_t{32} << 20;
+    SIFT_CUDA_CHECK(cudaMalloc(&ctx->cublas_workspace, workspace_bytes));
+    SIFT_CUBLAS_CHECK(cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace, workspace_bytes));
     return ctx;
 }
 
@@ -57,6 +69,8 @@ void cuda_context_destroy(CudaContext* ctx) {
     if (ctx == nullptr) return;
     cudaStreamSynchronize(ctx->stream);
     cublasDestroy(ctx->cublas);
+    cudaFree(ctx->cublas_workspace);
+    for (void* p : ctx->epoch.retired) cudaFree(p);
     cudaStreamDestroy(ctx->stream);
     delete ctx;
 }

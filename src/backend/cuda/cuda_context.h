@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/check.h"
 #include "core/result.h"
@@ -33,17 +34,28 @@
 
 namespace sift::cuda {
 
+// What captured graphs (CUDA graphs of the Backend's graph_* calls) depend on: a buffer that
+// ops use moving to a new address makes every graph captured before stale (generation), and a
+// buffer cannot be freed while a capture is open (freeing synchronizes the capturing stream), so
+// it is retired until the capture ends.
+struct GraphEpoch {
+    uint64_t generation = 0;
+    bool capturing = false;
+    std::vector<void*> retired;
+};
+
 // Device memory that only grows; reused by consecutive ops on the one stream (an op may use it
 // only until it returns: the next op may overwrite it, which stream order makes safe).
 class Scratch {
   public:
-    Scratch() = default;
+    explicit Scratch(GraphEpoch* epoch) : epoch_(epoch) {}
     ~Scratch();
     Scratch(const Scratch&) = delete;
     Scratch& operator=(const Scratch&) = delete;
     void* get(size_t bytes);  // 256-byte aligned; contents undefined
 
   private:
+    GraphEpoch* epoch_;
     void* ptr_ = nullptr;
     size_t bytes_ = 0;
 };
@@ -57,8 +69,10 @@ struct CudaContext {
     std::string name;       // e.g. "NVIDIA H100 80GB HBM3"
     cudaStream_t stream = nullptr;
     cublasHandle_t cublas = nullptr;
-    Scratch scratch_a;  // e.g. dequantized weights
-    Scratch scratch_b;  // e.g. converted activations
+    void* cublas_workspace = nullptr;  // set explicitly so cuBLAS calls can be captured
+    GraphEpoch epoch;
+    Scratch scratch_a{&epoch};  // e.g. dequantized weights
+    Scratch scratch_b{&epoch};  // e.g. converted activations
 };
 
 // Creates the context on a device: errors (no driver, no device, compute capability below 8.0)

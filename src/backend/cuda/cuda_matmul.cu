@@ -42,6 +42,17 @@ __global__ void f32_to_bf16_kernel(const float* __restrict__ x, int64_t x_stride
     if (e < k) dst[t * k + e] = __float2bfloat16_rn(x[t * x_stride + e]);
 }
 
+// The same with 4 elements per thread (k and the stride multiples of 4, x 16-byte aligned).
+__global__ void f32_to_bf16_vec_kernel(const float* __restrict__ x, int64_t x_stride, int64_t k,
+                                       __nv_bfloat16* __restrict__ dst) {
+    const int64_t t = blockIdx.x;
+    const int64_t e = (static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x) * 4;
+    if (e >= k) return;
+    const float4 v = *reinterpret_cast<const float4*>(x + t * x_stride + e);
+    __nv_bfloat162 p[2] = {__floats2bfloat162_rn(v.x, v.y), __floats2bfloat162_rn(v.z, v.w)};
+    *reinterpret_cast<uint2*>(dst + t * k + e) = *reinterpret_cast<const uint2*>(p);
+}
+
 enum class MatmulPath { MATMUL_MATVEC_F32, MATMUL_MATVEC_Q8, MATMUL_SGEMM, MATMUL_BF16_GEMM };
 
 // The one selection point.
@@ -85,7 +96,10 @@ void cuda_dequantize_bf16(CudaContext& ctx, const Tensor& w, void* dst) {
     SIFT_CUDA_LAUNCH_CHECK();
 }
 
-void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
+namespace {
+
+// The shape and layout rules of ops.h matmul; false when there is nothing to compute.
+bool check_matmul(const Tensor& w, const Tensor& x, const Tensor& out) {
     const int64_t k = w.ne[0], n = w.ne[1], n_tokens = x.ne[1];
     SIFT_CHECK(x.type == DType::F32 && out.type == DType::F32, "matmul: x and out must be F32");
     SIFT_CHECK(x.ne[0] == k && out.ne[0] == n && out.ne[1] == n_tokens,
@@ -100,13 +114,62 @@ void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out)
     SIFT_CHECK(w.nb[0] == traits.block_bytes && k % traits.block_size == 0,
                "matmul: w rows must be whole {} blocks", traits.name);
     SIFT_CHECK(n <= INT32_MAX && k <= INT32_MAX && n_tokens <= INT32_MAX, "matmul: too large");
-    if (n == 0 || n_tokens == 0) return;
-    if (k == 0) {
-        SIFT_CUDA_CHECK(cudaMemset2DAsync(out.data, out.nb[1], 0, n * 4, n_tokens, ctx.stream));
+    return n > 0 && n_tokens > 0 && k > 0;
+}
+
+// x F32 [k, T] -> bf16 [k, T] contiguous in scratch_b.
+const __nv_bfloat16* convert_x(CudaContext& ctx, const Tensor& x) {
+    const int64_t k = x.ne[0], n_tokens = x.ne[1];
+    auto* xb =
+        static_cast<__nv_bfloat16*>(ctx.scratch_b.get(static_cast<size_t>(n_tokens * k) * 2));
+    const int block = 256;
+    if (k % 4 == 0 && x.nb[1] % 16 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0) {
+        f32_to_bf16_vec_kernel<<<dim3(static_cast<unsigned>(n_tokens), grid_1d(k / 4, block)),
+                                 block, 0, ctx.stream>>>(x.ptr<const float>(), x.nb[1] / 4, k, xb);
+    } else {
+        f32_to_bf16_kernel<<<dim3(static_cast<unsigned>(n_tokens), grid_1d(k, block)), block, 0,
+                             ctx.stream>>>(x.ptr<const float>(), x.nb[1] / 4, k, xb);
+    }
+    SIFT_CUDA_LAUNCH_CHECK();
+    return xb;
+}
+
+// out = W xb with xb the bf16 copy of x (convert_x).
+void gemm_bf16(CudaContext& ctx, const Tensor& w, const __nv_bfloat16* xb, int64_t n_tokens,
+               Tensor out) {
+    const int64_t k = w.ne[0], n = w.ne[1];
+    // BF16 weights are used in place (row stride a whole number of elements, 16-byte aligned
+    // as cuBLAS wants); other types are dequantized to a bf16 copy.
+    const bool in_place =
+        w.type == DType::BF16 && w.nb[1] % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
+    const __nv_bfloat16* wb = w.ptr<const __nv_bfloat16>();
+    int64_t ldw = w.nb[1] / 2;
+    if (!in_place) {
+        auto* copy = static_cast<__nv_bfloat16*>(ctx.scratch_a.get(static_cast<size_t>(n * k) * 2));
+        cuda_dequantize_bf16(ctx, w, copy);
+        wb = copy;
+        ldw = k;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    // Column-major view: wb is k x n (ld ldw), xb is k x T (ld k); out (n x T) = wb^T xb.
+    SIFT_CUBLAS_CHECK(cublasGemmEx(
+        ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(n_tokens),
+        static_cast<int>(k), &one, wb, CUDA_R_16BF, static_cast<int>(ldw), xb, CUDA_R_16BF,
+        static_cast<int>(k), &zero, out.ptr<float>(), CUDA_R_32F, static_cast<int>(out.nb[1] / 4),
+        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace
+
+void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
+    if (!check_matmul(w, x, out)) {
+        if (w.ne[0] == 0 && w.ne[1] > 0 && x.ne[1] > 0)
+            SIFT_CUDA_CHECK(
+                cudaMemset2DAsync(out.data, out.nb[1], 0, w.ne[1] * 4, x.ne[1], ctx.stream));
         return;
     }
     check_weight_alignment(w, "matmul");
-
+    const int64_t k = w.ne[0], n = w.ne[1], n_tokens = x.ne[1];
     const float one = 1.0f, zero = 0.0f;
     switch (matmul_select(w, n_tokens)) {
         case MatmulPath::MATMUL_MATVEC_F32:
@@ -125,34 +188,34 @@ void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out)
                 &zero, out.ptr<float>(), static_cast<int>(out.nb[1] / 4)));
             return;
         case MatmulPath::MATMUL_BF16_GEMM:
-            break;
+            gemm_bf16(ctx, w, convert_x(ctx, x), n_tokens, out);
+            return;
     }
+}
 
-    // BF16 weights are used in place (row stride a whole number of elements, 16-byte aligned
-    // as cuBLAS wants); other types are dequantized to a bf16 copy.
-    const bool in_place = w.type == DType::BF16 && w.nb[1] % 16 == 0 &&
-                          reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
-    const __nv_bfloat16* wb = w.ptr<const __nv_bfloat16>();
-    int64_t ldw = w.nb[1] / 2;
-    if (!in_place) {
-        auto* copy =
-            static_cast<__nv_bfloat16*>(ctx.scratch_a.get(static_cast<size_t>(n * k) * 2));
-        cuda_dequantize_bf16(ctx, w, copy);
-        wb = copy;
-        ldw = k;
+void cuda_matmul_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
+                        Tensor* outs) {
+    // Every product a bf16 GEMM: convert x once; every one an int8 matvec: quantize x once.
+    bool gemm = n > 0, q8 = n > 0;
+    for (size_t i = 0; i < n; ++i) {
+        const bool work = check_matmul(ws[i], x, outs[i]);
+        const MatmulPath path = matmul_select(ws[i], x.ne[1]);
+        gemm = gemm && work && path == MatmulPath::MATMUL_BF16_GEMM;
+        q8 = q8 && work && path == MatmulPath::MATMUL_MATVEC_Q8;
     }
-    auto* xb =
-        static_cast<__nv_bfloat16*>(ctx.scratch_b.get(static_cast<size_t>(n_tokens * k) * 2));
-    const int block = 256;
-    f32_to_bf16_kernel<<<dim3(static_cast<unsigned>(n_tokens), grid_1d(k, block)), block, 0,
-                         ctx.stream>>>(x.ptr<const float>(), x.nb[1] / 4, k, xb);
-    SIFT_CUDA_LAUNCH_CHECK();
-    // Column-major view: wb is k x n (ld ldw), xb is k x T (ld k); out (n x T) = wb^T xb.
-    SIFT_CUBLAS_CHECK(cublasGemmEx(
-        ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(n_tokens),
-        static_cast<int>(k), &one, wb, CUDA_R_16BF, static_cast<int>(ldw), xb, CUDA_R_16BF,
-        static_cast<int>(k), &zero, out.ptr<float>(), CUDA_R_32F, static_cast<int>(out.nb[1] / 4),
-        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    if (q8) {
+        cuda_matvec_q8_shared(ctx, ws, n, x, outs);
+        return;
+    }
+    if (!gemm) {
+        for (size_t i = 0; i < n; ++i) cuda_matmul(ctx, ws[i], x, outs[i]);
+        return;
+    }
+    const __nv_bfloat16* xb = convert_x(ctx, x);
+    for (size_t i = 0; i < n; ++i) {
+        check_weight_alignment(ws[i], "matmul");
+        gemm_bf16(ctx, ws[i], xb, x.ne[1], outs[i]);
+    }
 }
 
 }  // namespace sift::cuda

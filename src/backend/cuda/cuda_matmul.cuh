@@ -17,6 +17,9 @@ void cuda_matvec_f32(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor 
 // Q6_K, Q8_0 and Q4_0 only.
 bool matvec_q8_supported(const Tensor& w);
 void cuda_matvec_q8(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
+// outs[i] = ws[i] x, i < n, all matvec_q8_supported: x quantized once for all of them.
+void cuda_matvec_q8_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
+                           Tensor* outs);
 
 // W [k, n] of any computable type -> dst bf16 row-major [n][k] (n * k elements), exact
 // dequantization rounded once to bf16. The first step of the GEMM path; public for the bench.

@@ -624,14 +624,15 @@ bool matvec_q8_supported(const Tensor& w) {
     }
 }
 
-void cuda_matvec_q8(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
-    SIFT_CHECK(matvec_q8_supported(w), "matvec_q8: {} rows unsupported", dtype_name(w.type));
-    check_weight_alignment(w, "matmul");
-    const int64_t k = w.ne[0];
+namespace {
+
+// x quantized to int8 (per 32 values, with the per-16 sums the K-quants' minimums need) in
+// scratch_b: xq [T][k] int8, xd [T][k/32], xs [T][k/16]; each part 256-byte aligned.
+Q8Acts quantize_acts(CudaContext& ctx, const Tensor& x) {
+    const int64_t k = x.ne[0];
     const int nt = static_cast<int>(x.ne[1]);
     SIFT_CHECK(nt >= 1 && nt <= kMatvecMaxCols && k % 32 == 0 && k <= INT32_MAX / kMatvecMaxCols,
                "matvec_q8: shape");
-    // Scratch: xq [T][k] int8, xd [T][k/32], xs [T][k/16]; each part 256-byte aligned.
     const size_t q_bytes = (static_cast<size_t>(nt * k) + 255) / 256 * 256;
     const size_t d_bytes = (static_cast<size_t>(nt * k / 32) * 4 + 255) / 256 * 256;
     const size_t s_bytes = static_cast<size_t>(nt * k / 16) * 4;
@@ -642,7 +643,12 @@ void cuda_matvec_q8(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor o
     quantize_x_q8_kernel<<<dim3(static_cast<unsigned>(nt), grid_1d(k / 32, kWarps)), kThreads, 0,
                            ctx.stream>>>(x.ptr<const float>(), x.nb[1] / 4, k, xq, xd, xs);
     SIFT_CUDA_LAUNCH_CHECK();
-    const Q8Acts xa{xq, xd, xs, static_cast<int>(k)};
+    return Q8Acts{xq, xd, xs, static_cast<int>(k)};
+}
+
+void matvec_q8_acts(CudaContext& ctx, const Tensor& w, const Q8Acts& xa, int nt, Tensor out) {
+    SIFT_CHECK(matvec_q8_supported(w), "matvec_q8: {} rows unsupported", dtype_name(w.type));
+    check_weight_alignment(w, "matmul");
     float* op = out.ptr<float>();
     const int64_t os = out.nb[1] / 4;
     switch (w.type) {
@@ -662,6 +668,25 @@ void cuda_matvec_q8(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor o
             launch_q8_cols<Q40Ops>(ctx, w, xa, op, os, nt);
             break;
     }
+}
+
+}  // namespace
+
+void cuda_matvec_q8(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
+    SIFT_CHECK(matvec_q8_supported(w), "matvec_q8: {} rows unsupported", dtype_name(w.type));
+    const Q8Acts xa = quantize_acts(ctx, x);
+    matvec_q8_acts(ctx, w, xa, static_cast<int>(x.ne[1]), out);
+}
+
+void cuda_matvec_q8_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
+                           Tensor* outs) {
+    if (n == 0) return;
+    for (size_t i = 0; i < n; ++i)
+        SIFT_CHECK(matvec_q8_supported(ws[i]), "matvec_q8: {} rows unsupported",
+                   dtype_name(ws[i].type));
+    const Q8Acts xa = quantize_acts(ctx, x);
+    for (size_t i = 0; i < n; ++i)
+        matvec_q8_acts(ctx, ws[i], xa, static_cast<int>(x.ne[1]), outs[i]);
 }
 
 }  // namespace sift::cuda

@@ -10,6 +10,9 @@ namespace sift::cuda {
 // cuda_matmul.cu, cuda_matvec.cu, cuda_get_rows.cu (weights: every computable type)
 void cuda_get_rows(CudaContext& ctx, const Tensor& table, const Tensor& ids, Tensor out);
 void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
+// Several weights on one input (ops.h matmul_shared): GEMM-sized batches convert x to bf16 once.
+void cuda_matmul_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
+                        Tensor* outs);
 
 // cuda_elementwise.cu
 void cuda_add(CudaContext& ctx, const Tensor& a, const Tensor& b, Tensor out);
