@@ -26,7 +26,8 @@ void add_pflash_scoring_options(CLI::App& sub, PflashOptions& o) {
         ->capture_default_str();
     sub.add_flag("--nope", o.nope, "Score with queries and keys before RoPE");
     sub.add_option("--score-layers", o.score_layers,
-                   "Probe only the drafter's first N layers (0: all)")
+                   "Early exit: probe only the drafter's first N layers and stop its forward "
+                   "there (0: all layers)")
         ->capture_default_str();
     sub.add_option("--bsa", o.bsa, "Block-sparse attention in the drafter: on or off")
         ->capture_default_str();

@@ -9,7 +9,7 @@ void forward_gemma3(ForwardContext& c) {
     Tensor x = c.act(hp.n_embd);
     c.be.get_rows(c.w.tok_embd, c.ids, x);
     c.be.scale(x, hp.embd_scale, x);
-    for (int il = 0; il < hp.n_layer; ++il) {
+    for (int il = 0; il < c.n_layers_run(); ++il) {
         const LayerWeights& l = c.w.layers[static_cast<size_t>(il)];
         const size_t layer_scratch = c.arena.used();  // freed at the end of the layer
         const bool sliding = hp.layer_is_sliding(il);

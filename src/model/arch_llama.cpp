@@ -14,7 +14,7 @@ void forward_llama(ForwardContext& c) {
                                   .rope_scale = hp.rope_scale};
     Tensor x = c.act(hp.n_embd);
     c.be.get_rows(c.w.tok_embd, c.ids, x);
-    for (int il = 0; il < hp.n_layer; ++il) {
+    for (int il = 0; il < c.n_layers_run(); ++il) {
         const LayerWeights& l = c.w.layers[static_cast<size_t>(il)];
         const size_t layer_scratch = c.arena.used();  // freed at the end of the layer
         Tensor h = block_norm(c, x, l.attn_norm);

@@ -62,12 +62,14 @@ struct ForwardContext {
     Tensor out_rows{};                   // I32 [n_out]: tokens whose logits are wanted
     Tensor logits{};                     // F32 [n_vocab, n_out]
     int64_t cell_end = 0;                // attention reads cells [0, cell_end) (>= used_end)
+    int32_t layer_end = 0;               // layers [0, layer_end) run (0: all; early exit)
     const ProbeInputs* probe = nullptr;  // attention probe of this micro-batch, if any
     BlockSparseInputs* bsa = nullptr;    // block-sparse attention for this micro-batch, if any
     std::string dump_dir{};              // per-layer dumps when not empty
     int64_t dump_index = 0;
 
     Tensor act(int64_t width) { return arena.alloc(DType::F32, width, n_tokens); }
+    int32_t n_layers_run() const { return layer_end > 0 ? layer_end : hp.n_layer; }
     // Writes t to dump_dir as float32 when dumping is on.
     void dump(const std::string& name, int il, const Tensor& t);
 };

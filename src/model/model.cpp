@@ -126,6 +126,10 @@ Result<std::vector<float>> Model::decode(const Batch& batch, AttentionProbe* pro
                               batch.tokens[i], i, hp_.n_vocab);
         }
     }
+    if (probe != nullptr && probe->early_exit && probe->n_layers > 0 &&
+        probe->n_layers < hp_.n_layer && batch.n_outputs() > 0)
+        return make_error("an early-exit probe stops after layer {} of {}: no logits can be wanted",
+                          probe->n_layers, hp_.n_layer);
     if (probe != nullptr) {
         for (size_t i = 0; i < probe->queries.size(); ++i) {
             const int32_t q = probe->queries[i];
@@ -260,10 +264,15 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
     }
     c.dump_dir = options_.dump_layers;
     c.dump_index = n_dumped_;
+    // An early-exit probe: only the probed layers run (for every micro-batch of the decode).
+    if (probe != nullptr && probe->request->early_exit && probe->request->n_layers > 0 &&
+        probe->request->n_layers < hp_.n_layer)
+        c.layer_end = probe->request->n_layers;
     // Decode-sized micro-batches on a backend with graphs attend over a rounded cell range (the
     // same result: the extra cells are empty), graphs on or off, so both give the same bits.
+    // Early exits are never captured (a graph would replay the short forward).
     const bool graph_shape = backend_.graph_supported() && t <= kGraphMaxTokens &&
-                             c.probe == nullptr && c.bsa == nullptr;
+                             c.layer_end == 0 && c.probe == nullptr && c.bsa == nullptr;
     c.cell_end = graph_shape ? graph_cell_end(kv_->used_end(), kv_->n_cells()) : kv_->used_end();
     if (n_out > 0) {
         c.out_rows = input_part(4 * stride, n_out);

@@ -41,6 +41,11 @@ struct AttentionProbe {
     std::vector<int32_t> queries;  // batch indices of the probing tokens, increasing
     bool nope = false;             // queries and keys before RoPE (position-free scores)
     int32_t n_layers = 0;          // probe the first n layers only (0: all)
+    // Early exit: with 0 < n_layers < the model's layers, the forward stops after the probed
+    // layers (a fraction of the cost). Nothing later is computed: no logits may be wanted, and
+    // the cache's deeper layers are not written for these tokens, so the caller must drop them
+    // (KvCache::truncate) before decoding anything that attends to them.
+    bool early_exit = false;
     // Output: [queries.size()][n_cells] row-major by cache cell; 0 where a query sees nothing.
     std::vector<float> probs_max;
 };

@@ -111,6 +111,39 @@ TEST_P(Score, MicroBatchingAndLayersBehave) {
     EXPECT_FALSE(spec::score_prompt(*whole, {}, p).ok());
 }
 
+// Early exit: the first N layers' probe is the same with or without the rest of the forward;
+// logits cannot be asked of it, and score_prompt drops the half-written prompt from the cache.
+TEST_P(Score, EarlyExitGivesTheSameProbeAndDropsThePrompt) {
+    const std::vector<int32_t> ids = prompt(60);
+    Batch batch;
+    for (size_t i = 0; i < ids.size(); ++i) batch.add(ids[i], static_cast<int32_t>(i), 0, false);
+    std::unique_ptr<Model> full = load(16), early = load(16);
+    AttentionProbe a, b;
+    a.queries = b.queries = {50, 59};
+    a.n_layers = b.n_layers = 1;
+    b.early_exit = true;
+    ASSERT_TRUE(full->decode(batch, &a).ok());
+    ASSERT_TRUE(early->decode(batch, &b).ok());
+    ASSERT_EQ(a.probs_max.size(), b.probs_max.size());
+    EXPECT_EQ(a.probs_max, b.probs_max);  // layer 0 does not depend on later layers
+
+    Batch wants = batch;
+    wants.want_logits.back() = 1;
+    std::unique_ptr<Model> m = load();
+    AttentionProbe c;
+    c.queries = {59};
+    c.n_layers = 1;
+    c.early_exit = true;
+    EXPECT_FALSE(m->decode(wants, &c).ok());
+
+    spec::ScoreParams p;
+    p.n_layers = 1;
+    std::unique_ptr<Model> d = load();
+    ASSERT_TRUE(spec::score_prompt(*d, ids, p).ok());
+    EXPECT_LT(d->kv().seq_pos_max(0), 0) << "the early-exited prompt left the cache";
+    EXPECT_TRUE(spec::score_prompt(*d, ids, p).ok());
+}
+
 TEST_P(Score, NopeScoresAreProbabilitiesToo) {
     const std::vector<int32_t> ids = prompt(50);
     spec::ScoreParams p;

@@ -72,8 +72,12 @@ class CpuBackend final : public Backend {
 
     void* alloc(size_t bytes) override {
         // 64-byte alignment: whole cache lines for SIMD loads and no false sharing.
-        void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+        const size_t rounded = (bytes + 63) / 64 * 64;
+        void* p = std::aligned_alloc(64, rounded);
         SIFT_CHECK(p != nullptr || bytes == 0, "out of host memory allocating {} bytes", bytes);
+        // Zero-filled (the Backend contract): cache cells a batch has claimed but not yet
+        // written are read by attention with zero weight, and 0 * NaN garbage would be NaN.
+        if (p != nullptr) std::memset(p, 0, rounded);
         return p;
     }
     void free(void* ptr) override { std::free(ptr); }

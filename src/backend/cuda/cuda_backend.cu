@@ -34,6 +34,9 @@ class CudaBackend final : public Backend {
             SIFT_CHECK(false, "CUDA: out of device memory allocating {} bytes ({} of {} free)",
                        bytes, free_bytes, total);
         }
+        // Zero-filled (the Backend contract): cache cells a batch has claimed but not yet
+        // written are read by attention with zero weight, and 0 * NaN garbage would be NaN.
+        SIFT_CUDA_CHECK(cudaMemset(p, 0, std::max<size_t>(bytes, 1)));
         return p;
     }
     size_t available_bytes() const override {

@@ -30,6 +30,7 @@ Result<PromptScores> score_prompt(Model& drafter, std::span<const int32_t> token
     AttentionProbe probe;
     probe.nope = params.nope;
     probe.n_layers = params.n_layers;
+    probe.early_exit = params.n_decode == 0;
     for (int64_t i = std::max<int64_t>(0, n - params.n_lookahead); i < n; ++i)
         probe.queries.push_back(static_cast<int32_t>(i));
 
@@ -53,6 +54,9 @@ Result<PromptScores> score_prompt(Model& drafter, std::span<const int32_t> token
         n_q += p.queries.size();
     };
     accumulate(probe);
+    // An early exit left the deeper layers of these cells unwritten.
+    if (probe.early_exit && params.n_layers > 0 && params.n_layers < drafter.hparams().n_layer)
+        drafter.kv().truncate(params.seq, 0);
 
     // Look-ahead: greedy drafter tokens, each probing as one more query.
     std::vector<float> logits = std::move(*r);

@@ -17,9 +17,12 @@ struct ScoreParams {
     // SpecPrefill's look-ahead: the drafter also decodes this many tokens greedily after the
     // prompt and their queries probe too (the decoded tokens leave the cache afterwards).
     int32_t n_decode = 0;
-    bool nope = false;     // position-free scores (queries and keys before RoPE)
-    int32_t n_layers = 0;  // probe the first n layers only (0: all)
-    int32_t seq = 0;       // the drafter sequence that receives the prompt
+    bool nope = false;  // position-free scores (queries and keys before RoPE)
+    // Early exit: probe the first n layers only and stop the drafter's forward there (0: all
+    // layers). The drafter's cache then cannot serve later decoding and the prompt is dropped
+    // from it; with n_decode > 0 the forward runs every layer (decoding needs logits).
+    int32_t n_layers = 0;
+    int32_t seq = 0;  // the drafter sequence that receives the prompt
 };
 
 struct PromptScores {
@@ -29,7 +32,7 @@ struct PromptScores {
 
 // Prefills `tokens` (positions 0..n-1 of params.seq, which must be empty) into the drafter with
 // the probe on the last n_lookahead tokens. The drafter's cache keeps the prompt afterwards
-// (speculative decoding drafts from it).
+// (speculative decoding drafts from it), except after an early exit (n_layers).
 Result<PromptScores> score_prompt(Model& drafter, std::span<const int32_t> tokens,
                                   const ScoreParams& params);
 
