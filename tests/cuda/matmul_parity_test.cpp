@@ -182,10 +182,10 @@ TEST_P(CudaMatmulParity, MatchesExactCpu) {
     }
 }
 
-// The int8-activation kernels at decode sizes: more rows than the persistent grid has warps (each
-// warp walks several rows and carries its loads across row boundaries), several load steps per
-// row, odd row counts (the last row pair of T > 1 is half empty), and x wider than shared memory
-// holds for 8 columns (the columns then go in groups).
+// The int8-activation kernels at decode sizes: row counts that leave the last row group of a
+// warp part-empty (9001 and 65 rows, 2 or 4 rows per warp), one load batch and many per row
+// (k = 4096 and 24576), and for Q4_K/Q5_K at T = 8 the persistent kernel with more rows than its
+// grid has warps (each warp carrying its loads across row boundaries).
 class CudaMatvecQ8Long : public ::testing::TestWithParam<DType> {};
 
 TEST_P(CudaMatvecQ8Long, MatchesExactCpuWithinInt8Bound) {

@@ -8,23 +8,30 @@
 // price is the activation rounding: error <= sum |w| * amax(x) / 254 (the parity test derives
 // and checks that bound).
 //
-// Shape of the kernels (the earlier one-block-per-8-rows version reached 31-46% of the copy rate
-// on an H200):
-// - A persistent grid (the blocks that fit on the chip at once) with a warp per row (T = 1) or
-//   row pair (T > 1, so each activation load serves two rows), walking rows with a stride of the
-//   grid's warp count: no second partial wave.
-// - Software pipelining across rows: a warp loads its next step (32 units per row, 2 steps'
-//   worth for T = 1) into registers before it computes the current one, so its weight loads stay
-//   in flight across row boundaries. Q8_0/Q4_0 (few-byte, 2-byte aligned blocks) instead copy
-//   each step's bytes into shared memory with cp.async, kStages steps ahead.
-// - x is quantized once per call by a small kernel into global scratch (k + 1.5 k / 8 bytes per
-//   column, L1/L2-resident). Quantizing it inside every block into shared memory instead (one
-//   launch less) measured slower: each block re-reads the F32 x, 16-384 KB at k = 4096-12288,
-//   T = 1-8, before its first dot product.
+// Two kernels (launch_q8 picks one per type and column count, with the measurements):
+// - The row kernel: a warp per R rows (each activation load serving R rows: 2 at T = 1-4 for the
+//   K-quants, 4 at T = 5-8), all weight loads of a batch (R x U units per lane, 4 in all) issued
+//   before any is used, 16-byte loads that skip L1 and ask L2 for 256 bytes per miss; one warp
+//   item per warp, small blocks, and programmatic dependent launch: the first batch's weight
+//   loads are in flight while the quantize kernel before it still runs.
+// - The persistent kernel (Q4_K/Q5_K at T = 5-8): as many blocks as fit at once, warps walking
+//   row pairs with a stride of the grid's warp count and loading their next step before
+//   computing the current one.
+// x is quantized once per call by a small kernel into global scratch (k + 1.5 k / 8 bytes per
+// column, L1/L2-resident). Quantizing it inside every block into shared memory instead (one
+// launch less) measured slower: each block re-reads the F32 x, 16-384 KB at k = 4096-12288,
+// T = 1-8, before its first dot product.
+//
+// What bounds them now (H200, T = 1): not the fixed cost per call alone. On the 4096x151936
+// output matrix (350-510 MB) Q4_K reads at ~66% of the copy rate and Q6_K at ~62%, while Q8_0
+// reaches 94%; going from 1 to 2 rows per warp (half the activation loads per weight byte) gained
+// 6-29% at equal bytes in flight. The K-quants' load and decode instructions per byte (Q4_K 18
+// bytes and Q6_K 26 per 32-weight unit against Q8_0's 34; Q6_K's 13 narrow loads and 4
+// activation loads per unit) cap them before the bandwidth does.
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -35,8 +42,11 @@
 namespace sift::cuda {
 namespace {
 
-constexpr int kWarps = 8;  // 256 threads: enough lanes to stage x quickly
+constexpr int kWarps = 8;  // warps per block of the quantize and persistent kernels
 constexpr int kThreads = kWarps * 32;
+// Warps per block of the row kernel: small blocks balance over the SMs as they finish (not tuned:
+// 2 and 8 were not measured; the launch bound stays kThreads).
+constexpr int kRowWarps = 4;
 
 // Quantized activations (global scratch, L1/L2-resident), per column c: q int8 [k] at q + c k,
 // d F32 [k / 32] (scale per 32 values) at d + c k / 32, s F32 [k / 16] (sums of 16 values, in
@@ -48,8 +58,20 @@ struct Q8Acts {
     int k;
 };
 
-__host__ __device__ constexpr size_t align16(size_t b) {
-    return (b + 15) / 16 * 16;
+// Programmatic dependent launch (sm_90): a kernel launched with it may start while the kernel
+// before it in the stream still runs; griddepcontrol.wait returns once that kernel has completed
+// and its writes are visible (at once when launched without it). Before the wait a kernel may
+// only read what no earlier kernel writes (the weights).
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// Lets the next kernel (if launched with PDL) start once every block of this one has run this.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 // x F32 [k, T] -> per column: xq int8 [k], xd F32 [k / 32] (scales), xs F32 [k / 16] (sums of
@@ -57,6 +79,11 @@ __host__ __device__ constexpr size_t align16(size_t b) {
 __global__ void quantize_x_q8_kernel(const float* __restrict__ x, int64_t x_stride, int64_t k,
                                      int8_t* __restrict__ xq, float* __restrict__ xd,
                                      float* __restrict__ xs) {
+    // x comes from the kernel before, and xq/xd/xs may still be read by the one before that
+    // (the previous matvec): nothing is read or written before the wait. The matvec after may
+    // then start and issue its weight loads while this runs.
+    pdl_wait();
+    pdl_launch_dependents();
     const int64_t t = blockIdx.x;
     const int64_t blk = static_cast<int64_t>(blockIdx.y) * kWarps + threadIdx.x / 32;
     const int lane = threadIdx.x & 31;
@@ -78,17 +105,58 @@ __global__ void quantize_x_q8_kernel(const float* __restrict__ x, int64_t x_stri
     if ((lane & 15) == 0 && q16s < k / 16) xs[t * (k / 16) + q16s] = sum;
 }
 
+// Weight loads. kPlain: ordinary loads (the persistent kernel). kStream: read-only global loads
+// that ask L2 to fetch 256 bytes per miss (fewer, larger DRAM requests); 16-byte loads also skip L1
+// (each byte is used by one load instruction), while 2- and 4-byte loads keep L1, since
+// neighbouring lanes and the other words of a field re-read the same lines.
+enum class Ld { kPlain, kStream };
+
+template <Ld L>
+__device__ __forceinline__ uint4 ld_w16(const uint8_t* p) {
+    if constexpr (L == Ld::kStream) {
+        uint4 v;
+        asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                     : "l"(p));
+        return v;
+    } else {
+        return *reinterpret_cast<const uint4*>(p);
+    }
+}
+
+template <Ld L>
+__device__ __forceinline__ uint32_t ld_w4(const uint32_t* p) {
+    if constexpr (L == Ld::kStream) {
+        uint32_t v;
+        asm volatile("ld.global.nc.L2::256B.u32 %0, [%1];" : "=r"(v) : "l"(p));
+        return v;
+    } else {
+        return *p;
+    }
+}
+
+template <Ld L>
+__device__ __forceinline__ uint32_t ld_w2(const uint8_t* p) {
+    if constexpr (L == Ld::kStream) {
+        uint16_t v;
+        asm volatile("ld.global.nc.L2::256B.u16 %0, [%1];" : "=h"(v) : "l"(p));
+        return v;
+    } else {
+        return dq_u16(p);
+    }
+}
+
 // 4 NW bytes from a 2-byte aligned address: the aligned words holding them (one more when p is
 // 2 mod 4; each word read holds a byte of the field) joined with funnel shifts.
-template <int NW>
+template <int NW, Ld L = Ld::kPlain>
 __device__ __forceinline__ void load_a2(const uint8_t* p, uint32_t (&o)[NW]) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(p);
     const uint32_t* w = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
     const bool odd = (a & 2) != 0;
     uint32_t v[NW + 1];
 #pragma unroll
-    for (int i = 0; i < NW; ++i) v[i] = w[i];
-    v[NW] = odd ? w[NW] : 0u;
+    for (int i = 0; i < NW; ++i) v[i] = ld_w4<L>(w + i);
+    v[NW] = odd ? ld_w4<L>(w + NW) : 0u;
     const uint32_t sh = odd ? 16u : 0u;
 #pragma unroll
     for (int i = 0; i < NW; ++i) o[i] = __funnelshift_r(v[i], v[i + 1], sh);
@@ -147,11 +215,11 @@ struct Q4KOps {
         uint4 q;   // qs[32c + 16h ..]: 16 weights of sub-block 2c (low), 16 of 2c + 1 (high)
         uint4 hd;  // d, dmin, scales[12]
     };
+    template <Ld L = Ld::kPlain>
     static __device__ __forceinline__ Unit load(const uint8_t* row, int u) {
         const uint8_t* b = row + (u >> 3) * 144;
         const int c = (u >> 1) & 3, h = u & 1;
-        return {*reinterpret_cast<const uint4*>(b + 16 + 32 * c + 16 * h),
-                *reinterpret_cast<const uint4*>(b)};
+        return {ld_w16<L>(b + 16 + 32 * c + 16 * h), ld_w16<L>(b)};
     }
     // Dot of unit u with column col of x.
     static __device__ __forceinline__ float dot(const Unit& w, int u, const Q8Acts& x, int col) {
@@ -172,12 +240,11 @@ struct Q5KOps {
         uint4 qh;  // qh[16h ..]
         uint4 hd;  // d, dmin, scales[12]
     };
+    template <Ld L = Ld::kPlain>
     static __device__ __forceinline__ Unit load(const uint8_t* row, int u) {
         const uint8_t* b = row + (u >> 3) * 176;
         const int c = (u >> 1) & 3, h = u & 1;
-        return {*reinterpret_cast<const uint4*>(b + 48 + 32 * c + 16 * h),
-                *reinterpret_cast<const uint4*>(b + 16 + 16 * h),
-                *reinterpret_cast<const uint4*>(b)};
+        return {ld_w16<L>(b + 48 + 32 * c + 16 * h), ld_w16<L>(b + 16 + 16 * h), ld_w16<L>(b)};
     }
     static __device__ __forceinline__ float dot(const Unit& w, int u, const Q8Acts& x, int col) {
         const int c = (u >> 1) & 3;
@@ -205,15 +272,16 @@ struct Q6KOps {
         uint32_t sw[2];                // scales[8c .. 8c + 8)
         uint32_t d;                    // the half d in the low 16 bits
     };
+    template <Ld L = Ld::kPlain>
     static __device__ __forceinline__ Unit load(const uint8_t* row, int u) {
         const uint8_t* b = row + (u >> 3) * 210;
         const int c = (u >> 2) & 1, l0 = 8 * (u & 3);
         Unit r;
-        load_a2<2>(b + 64 * c + l0, r.lo);
-        load_a2<2>(b + 64 * c + 32 + l0, r.hi);
-        load_a2<2>(b + 128 + 32 * c + l0, r.hb);
-        load_a2<2>(b + 192 + 8 * c, r.sw);
-        r.d = dq_u16(b + 208);
+        load_a2<2, L>(b + 64 * c + l0, r.lo);
+        load_a2<2, L>(b + 64 * c + 32 + l0, r.hi);
+        load_a2<2, L>(b + 128 + 32 * c + l0, r.hb);
+        load_a2<2, L>(b + 192 + 8 * c, r.sw);
+        r.d = ld_w2<L>(b + 208);
         return r;
     }
     static __device__ __forceinline__ float dot(const Unit& w, int u, const Q8Acts& x, int col) {
@@ -235,9 +303,10 @@ struct Q6KOps {
                                    ((hh >> 4) & 0x0F0F0F0Fu) | ((qh >> 2) & 0x30303030u)};
 #pragma unroll
             for (int qq = 0; qq < 4; ++qq) {
-                // q - 32 per byte (wrapping): signed weights in [-32, 31].
-                sum[qq] = __dp4a(static_cast<int>(__vsub4(q[qq], 0x20202020u)),
-                                 j ? xw[qq].y : xw[qq].x, sum[qq]);
+                // q - 32 per byte (q < 64: (q | 0x80) - 0x20 borrows nothing, ^ 0x80 wraps
+                // it back): signed weights in [-32, 31], 3 simple ops instead of __vsub4.
+                const uint32_t qs = ((q[qq] | 0x80808080u) - 0x20202020u) ^ 0x80808080u;
+                sum[qq] = __dp4a(static_cast<int>(qs), j ? xw[qq].y : xw[qq].x, sum[qq]);
             }
         }
         const float d = dq_half(static_cast<uint16_t>(w.d));
@@ -256,16 +325,17 @@ struct Q6KOps {
 
 // Q8_0 unit u: block u (34 bytes: half d, int8 qs[32]).
 struct Q80Ops {
-    static constexpr int kBlockBytes = 34, kUnitsPerBlock = 1;
+    static constexpr int kBlockBytes = 34;
     struct Unit {
         uint32_t q[8];
         uint32_t d;
     };
+    template <Ld L = Ld::kPlain>
     static __device__ __forceinline__ Unit load(const uint8_t* row, int u) {
         const uint8_t* b = row + u * 34;
         Unit r;
-        load_a2<8>(b + 2, r.q);
-        r.d = dq_u16(b);
+        load_a2<8, L>(b + 2, r.q);
+        r.d = ld_w2<L>(b);
         return r;
     }
     static __device__ __forceinline__ float dot(const Unit& w, int u, const Q8Acts& x, int col) {
@@ -281,19 +351,25 @@ struct Q80Ops {
     }
 };
 
+// n - 8 per byte for bytes n < 16, as signed bytes (the borrow-free form of __vsub4).
+__device__ __forceinline__ uint32_t nibbles_minus8(uint32_t n) {
+    return ((n | 0x80808080u) - 0x08080808u) ^ 0x80808080u;
+}
+
 // Q4_0 unit u: block u (18 bytes: half d, qs[16]; element i < 16 is the low nibble of qs[i],
 // element i + 16 the high one, value nibble - 8).
 struct Q40Ops {
-    static constexpr int kBlockBytes = 18, kUnitsPerBlock = 1;
+    static constexpr int kBlockBytes = 18;
     struct Unit {
         uint32_t q[4];
         uint32_t d;
     };
+    template <Ld L = Ld::kPlain>
     static __device__ __forceinline__ Unit load(const uint8_t* row, int u) {
         const uint8_t* b = row + u * 18;
         Unit r;
-        load_a2<4>(b + 2, r.q);
-        r.d = dq_u16(b);
+        load_a2<4, L>(b + 2, r.q);
+        r.d = ld_w2<L>(b);
         return r;
     }
     static __device__ __forceinline__ float dot(const Unit& w, int u, const Q8Acts& x, int col) {
@@ -305,9 +381,8 @@ struct Q40Ops {
         int s = 0;
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-            s = __dp4a(static_cast<int>(__vsub4(w.q[j] & 0x0F0F0F0Fu, 0x08080808u)), xl[j], s);
-            s = __dp4a(static_cast<int>(__vsub4((w.q[j] >> 4) & 0x0F0F0F0Fu, 0x08080808u)), xh[j],
-                       s);
+            s = __dp4a(static_cast<int>(nibbles_minus8(w.q[j] & 0x0F0F0F0Fu)), xl[j], s);
+            s = __dp4a(static_cast<int>(nibbles_minus8((w.q[j] >> 4) & 0x0F0F0F0Fu)), xh[j], s);
         }
         return dq_half(static_cast<uint16_t>(w.d)) * x.d[col * (x.k / 32) + u] *
                static_cast<float>(s);
@@ -349,7 +424,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
             for (int j = 0; j < U; ++j) {
                 const int u = (st * U + j) * 32 + lane;
-                if (u < n_units) buf[j][r] = Ops::load(wr, u);
+                if (u < n_units) buf[j][r] = Ops::template load<>(wr, u);
             }
         }
     };
@@ -400,197 +475,156 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-// The staged variant, for the types whose blocks are only 2-byte aligned (Q6_K 210 bytes, Q8_0
-// 34, Q4_0 18): read per lane, their fields take 10-13 narrow loads per 32 weights, each warp
-// load touching ~8 L1 lines, and L1 (one line per clock) caps such a kernel near half the
-// bandwidth. Here each warp copies the bytes of its step (32 units of each of its rows, one
-// contiguous span per row) into its own shared-memory slot with 16-byte cp.async, kStages steps
-// ahead, and the lanes decode their units from shared memory with the same Ops::load.
-constexpr int kStages = 3;
-
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
-    const auto d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
-                 "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() {
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-// Bytes of one row's span per step, and of a slot holding it (16-byte aligned copy: up to 15
-// bytes before and after).
-template <typename Ops, int NT>
-constexpr int span_bytes() {
-    return 32 * units_per_step<NT>() / Ops::kUnitsPerBlock * Ops::kBlockBytes;
-}
-template <typename Ops, int NT>
-constexpr int slot_bytes() {
-    return rows_per_warp<NT>() * static_cast<int>(align16(span_bytes<Ops, NT>() + 32));
-}
-template <typename Ops, int NT>
-size_t staged_smem_bytes() {
-    return static_cast<size_t>(kWarps) * kStages * slot_bytes<Ops, NT>();
-}
-
-// As matvec_q8_kernel; w_bytes: bytes from w to the end of the last row (no copy reads past).
-template <typename Ops, int NT>
+// The row kernel: a warp per R rows (R > 1 shares each activation load between rows), all of a
+// row's units walked by the 32 lanes in batches of U units per lane whose loads (U x R units, all
+// independent) are issued before any is used. Not persistent: one warp item per warp of the grid,
+// so the blocks (kRowWarps warps) balance over the SMs as they finish; the first batch's weight
+// loads go out before pdl_wait, overlapping the quantize kernel (and the tail of the matvec
+// before).
+template <typename Ops, int NT, int R, int U>
 __global__ void __launch_bounds__(kThreads)
-    matvec_q8_staged_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t w_bytes, int n,
-                            int k, Q8Acts xa, float* __restrict__ out, int64_t out_stride, int nt) {
-    constexpr int R = rows_per_warp<NT>(), U = units_per_step<NT>();
-    constexpr int kSpan = span_bytes<Ops, NT>();
-    constexpr int kRowSlot = static_cast<int>(align16(kSpan + 32));
-    extern __shared__ uint4 smem[];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    uint8_t* slots =
-        reinterpret_cast<uint8_t*>(smem) + static_cast<size_t>(warp) * kStages * R * kRowSlot;
-
-    const int n_units = k / 32;
-    const int64_t row_bytes =
-        static_cast<int64_t>(n_units / Ops::kUnitsPerBlock) * Ops::kBlockBytes;
-    const int steps_per_row = (n_units + 32 * U - 1) / (32 * U);
-    const int n_items = (n + R - 1) / R;
-    const int item_stride = gridDim.x * kWarps;
-    auto advance = [&](int& it, int& st) {
-        if (++st == steps_per_row) st = 0, it += item_stride;
-    };
-    // Byte offset in w of the span of step st of row it * R + r, and of its 16-byte aligned start.
-    auto span_start = [&](int it, int st, int r) {
-        const int row = min(it * R + r, n - 1);
-        return static_cast<int64_t>(row) * w_stride + static_cast<int64_t>(st) * kSpan;
-    };
-    auto issue = [&](int slot, int it, int st) {
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-            const int64_t start = span_start(it, st, r);
-            const int64_t row_end = start - static_cast<int64_t>(st) * kSpan + row_bytes;
-            const int64_t end = min(start + kSpan, row_end);
-            const int64_t start_al = start & ~int64_t{15};
-            const int chunks = static_cast<int>((end - start_al + 15) / 16);
-            uint8_t* dst = slots + (slot * R + r) * kRowSlot;
-            for (int i = lane; i < chunks; i += 32) {
-                const int64_t g = start_al + 16 * i;
-                const int bytes = static_cast<int>(max(int64_t{0}, min(int64_t{16}, w_bytes - g)));
-                cp_async16(dst + 16 * i, w + (bytes > 0 ? g : 0), bytes);
-            }
-        }
-    };
-
-    int it = blockIdx.x * kWarps + warp, st = 0;
-    int iss_it = it, iss_st = st;
-#pragma unroll
-    for (int s = 0; s < kStages - 1; ++s) {
-        if (iss_it < n_items) issue(s, iss_it, iss_st);
-        cp_async_commit();
-        advance(iss_it, iss_st);
+    matvec_q8_rows_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int n, int k, Q8Acts xa,
+                          float* __restrict__ out, int64_t out_stride, int nt) {
+    pdl_launch_dependents();
+    using Unit = typename Ops::Unit;
+    const int lane = threadIdx.x & 31;
+    const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * R;
+    if (row0 >= n) {  // every block waits: the grid completes only after the one before it
+        pdl_wait();
+        return;
     }
+    const int n_units = k / 32;
+    const uint8_t* wr[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) wr[r] = w + static_cast<int64_t>(min(row0 + r, n - 1)) * w_stride;
 
     float acc[R][NT] = {};
-    int slot = 0;
-    while (it < n_items) {
-        if (iss_it < n_items) issue((slot + kStages - 1) % kStages, iss_it, iss_st);
-        cp_async_commit();
-        advance(iss_it, iss_st);
-        cp_async_wait<kStages - 1>();  // this step's copy has landed
-        __syncwarp();
+    for (int base = 0; base < n_units; base += 32 * U) {
+        Unit buf[U][R];
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-            const int64_t start = span_start(it, st, r);
-            // A row pointer such that unit u of the row lands in the slot.
-            const uint8_t* row =
-                slots + (slot * R + r) * kRowSlot + (start & 15) - static_cast<int64_t>(st) * kSpan;
-#pragma unroll
-            for (int j = 0; j < U; ++j) {
-                const int u = (st * U + j) * 32 + lane;
-                if (u >= n_units) continue;
-                const typename Ops::Unit raw = Ops::load(row, u);
-#pragma unroll
-                for (int c = 0; c < NT; ++c) {
-                    if (c >= nt) break;
-                    acc[r][c] += Ops::dot(raw, u, xa, c);
-                }
-            }
-        }
-        __syncwarp();  // every lane is done with the slot before it is refilled
-        int next_it = it, next_st = st;
-        advance(next_it, next_st);
-        if (next_st == 0) {
+        for (int j = 0; j < U; ++j) {
+            const int u = base + 32 * j + lane;
 #pragma unroll
             for (int r = 0; r < R; ++r) {
-#pragma unroll
-                for (int c = 0; c < NT; ++c) {
-                    float v = acc[r][c];
-#pragma unroll
-                    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
-                    const int row = it * R + r;
-                    if (lane == 0 && row < n && c < nt) out[c * out_stride + row] = v;
-                    acc[r][c] = 0.0f;
-                }
+                if (u < n_units) buf[j][r] = Ops::template load<Ld::kStream>(wr[r], u);
             }
         }
-        it = next_it, st = next_st;
-        slot = (slot + 1) % kStages;
+        if (base == 0) pdl_wait();  // x is quantized
+#pragma unroll
+        for (int j = 0; j < U; ++j) {
+            const int u = base + 32 * j + lane;
+            if (u >= n_units) continue;
+#pragma unroll
+            for (int c = 0; c < NT; ++c) {
+                if (c >= nt) break;
+#pragma unroll
+                for (int r = 0; r < R; ++r) acc[r][c] += Ops::dot(buf[j][r], u, xa, c);
+            }
+        }
     }
-    cp_async_wait<0>();
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int c = 0; c < NT; ++c) {
+            float v = acc[r][c];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
+            if (lane == 0 && row0 + r < n && c < nt) out[c * out_stride + row0 + r] = v;
+        }
+    }
 }
 
-// Blocks of a kernel that fit on one SM with `smem` bytes of dynamic shared memory, asked once
-// per (kernel, smem); a kernel's dynamic shared-memory limit is raised to the device's once.
-int blocks_per_sm(const CudaContext& ctx, const void* kernel, size_t smem) {
+// Blocks of a kernel that fit on one SM, asked once per kernel.
+int blocks_per_sm(const void* kernel) {
     static std::mutex mu;
-    static std::vector<std::pair<std::pair<const void*, size_t>, int>> cache;
-    static std::vector<const void*> raised;
+    static std::vector<std::pair<const void*, int>> cache;
     const std::lock_guard<std::mutex> lock(mu);
     for (const auto& [key, v] : cache) {
-        if (key.first == kernel && key.second == smem) return v;
-    }
-    if (std::find(raised.begin(), raised.end(), kernel) == raised.end()) {
-        SIFT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(ctx.smem_optin)));
-        raised.push_back(kernel);
+        if (key == kernel) return v;
     }
     int blocks = 0;
-    SIFT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kThreads, smem));
-    SIFT_CHECK(blocks > 0, "matvec_q8: no block fits ({} bytes of shared memory)", smem);
-    cache.push_back({{kernel, smem}, blocks});
+    SIFT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kThreads, 0));
+    SIFT_CHECK(blocks > 0, "matvec_q8: no block fits");
+    cache.emplace_back(kernel, blocks);
     return blocks;
 }
 
-// Types read through the staged kernel: 2-byte aligned blocks of few bytes, whose per-lane field
-// loads measured slower than staging (Q8_0 4096x12288: 22 us staged vs 28.5 us for the per-lane
-// F32 kernel, H200). Q6_K (210 bytes) staged measured no better than per lane (28.7 vs 27.6 us),
-// Q4_K/Q5_K (16-byte fields) worse (20.7 vs 17.2 us), so they load per lane. Open: Q6_K here is
-// slower than the previous 2-rows-per-warp, 2-units-per-step kernel (21.3 us at that shape).
-template <typename Ops>
-constexpr bool kStagedOps = Ops::kBlockBytes < 64;
+template <typename Ops, int NT>
+void launch_persistent(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out, int64_t out_stride,
+                       int nt) {
+    const int k = static_cast<int>(w.ne[0]), n = static_cast<int>(w.ne[1]);
+    const int64_t items = (n + rows_per_warp<NT>() - 1) / rows_per_warp<NT>();
+    auto* const kernel = &matvec_q8_kernel<Ops, NT>;
+    const int64_t resident =
+        static_cast<int64_t>(ctx.sm_count) * blocks_per_sm(reinterpret_cast<const void*>(kernel));
+    const auto grid =
+        static_cast<unsigned>(std::min<int64_t>(resident, (items + kWarps - 1) / kWarps));
+    kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<const uint8_t*>(w.data), w.nb[1], n, k,
+                                              xa, out, out_stride, nt);
+    SIFT_CUDA_LAUNCH_CHECK();
+}
 
+// The attribute that lets a kernel start before the one before it in the stream has finished
+// (its kernel waits with pdl_wait); sm_90 and later.
+cudaLaunchConfig_t pdl_config(const CudaContext& ctx, dim3 grid, dim3 block,
+                              cudaLaunchAttribute* attr) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = 0;
+    cfg.stream = ctx.stream;
+    attr->id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr->val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = ctx.cc_major >= 9 ? 1 : 0;
+    return cfg;
+}
+
+template <typename Ops, int NT, int R, int U>
+void launch_rows(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out, int64_t out_stride,
+                 int nt) {
+    const int k = static_cast<int>(w.ne[0]), n = static_cast<int>(w.ne[1]);
+    const int64_t items = (n + R - 1) / R;
+    cudaLaunchAttribute attr;
+    const cudaLaunchConfig_t cfg =
+        pdl_config(ctx, dim3(static_cast<unsigned>((items + kRowWarps - 1) / kRowWarps)),
+                   dim3(kRowWarps * 32), &attr);
+    SIFT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, &matvec_q8_rows_kernel<Ops, NT, R, U>,
+                                       static_cast<const uint8_t*>(w.data), w.nb[1], n, k, xa, out,
+                                       out_stride, nt));
+}
+
+// The kernel and its rows x units per warp, per type and column count, from
+// bench_cuda_matmul_bench on an H200 (2026-11-27; us per call against the previous kernels; the
+// numbers are in docs/BENCHMARKS.md):
+// - T = 1: 2 rows x 2 units for the K-quants (each activation load serves two rows; measured
+//   ahead of 1 x 4, 1 x 8 and 1 x 4 at 64 registers on every 8B shape, the 4096x151936 output
+//   matrix included: Q4_K 4096x12288 14.3 vs 17.8, Q6_K 20.3 vs 28.1, output Q6_K 197 vs 255;
+//   Q5_K, not measured in this form, by analogy with Q4_K);
+//   1 x 4 for Q8_0/Q4_0 (measured: Q8_0 4096x12288 19.2 vs 22.8; 2 x 2 not measured for them).
+// - T = 2-4: 2 rows x 2 units (5-37% less time than the persistent kernel on every measured case;
+//   4 x 1 ran from 10% faster at k = 4096 to 18% slower at k = 12288).
+// - T = 5-8: 4 rows x 1 unit (Q6_K 4096x12288 47.0 vs 57.4, 12288x4096 51.1 vs 71.0; Q8_0 36.1
+//   vs 57.3 and 49.6 vs 68.8), except Q4_K/Q5_K, which stay on the persistent kernel (Q4_K 34.5
+//   vs 36.3 for 4 x 1, 38.4 vs 39.1). 2 x 2 lost at k = 12288 (6 batches per row, no overlap).
 template <typename Ops, int NT>
 void launch_q8(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out, int64_t out_stride,
                int nt) {
-    const int k = static_cast<int>(w.ne[0]), n = static_cast<int>(w.ne[1]);
-    const int64_t items = (n + rows_per_warp<NT>() - 1) / rows_per_warp<NT>();
-    const auto* wp = static_cast<const uint8_t*>(w.data);
-    const auto grid_for = [&](const void* kernel, size_t smem) {
-        const int64_t resident =
-            static_cast<int64_t>(ctx.sm_count) * blocks_per_sm(ctx, kernel, smem);
-        return static_cast<unsigned>(std::min<int64_t>(resident, (items + kWarps - 1) / kWarps));
-    };
-    if constexpr (kStagedOps<Ops>) {
-        const size_t smem = staged_smem_bytes<Ops, NT>();
-        auto* const kernel = &matvec_q8_staged_kernel<Ops, NT>;
-        const int64_t w_bytes = (n - 1) * w.nb[1] + k / 32 / Ops::kUnitsPerBlock * Ops::kBlockBytes;
-        kernel<<<grid_for(reinterpret_cast<const void*>(kernel), smem), kThreads, smem,
-                 ctx.stream>>>(wp, w.nb[1], w_bytes, n, k, xa, out, out_stride, nt);
+    constexpr bool kKQuant = Ops::kBlockBytes >= 144;  // Q4_K, Q5_K, Q6_K: 8 units per block
+    constexpr bool kWideFields = std::is_same_v<Ops, Q4KOps> || std::is_same_v<Ops, Q5KOps>;
+    if constexpr (NT == 1) {
+        if constexpr (kKQuant) {
+            launch_rows<Ops, NT, 2, 2>(ctx, w, xa, out, out_stride, nt);
+        } else {
+            launch_rows<Ops, NT, 1, 4>(ctx, w, xa, out, out_stride, nt);
+        }
+    } else if constexpr (NT < kMatvecMaxCols) {
+        launch_rows<Ops, NT, 2, 2>(ctx, w, xa, out, out_stride, nt);
+    } else if constexpr (kWideFields) {
+        launch_persistent<Ops, NT>(ctx, w, xa, out, out_stride, nt);
     } else {
-        auto* const kernel = &matvec_q8_kernel<Ops, NT>;
-        kernel<<<grid_for(reinterpret_cast<const void*>(kernel), 0), kThreads, 0, ctx.stream>>>(
-            wp, w.nb[1], n, k, xa, out, out_stride, nt);
+        launch_rows<Ops, NT, 4, 1>(ctx, w, xa, out, out_stride, nt);
     }
-    SIFT_CUDA_LAUNCH_CHECK();
 }
 
 template <typename Ops>
@@ -640,9 +674,11 @@ Q8Acts quantize_acts(CudaContext& ctx, const Tensor& x) {
     auto* xq = reinterpret_cast<int8_t*>(base);
     auto* xd = reinterpret_cast<float*>(base + q_bytes);
     auto* xs = reinterpret_cast<float*>(base + q_bytes + d_bytes);
-    quantize_x_q8_kernel<<<dim3(static_cast<unsigned>(nt), grid_1d(k / 32, kWarps)), kThreads, 0,
-                           ctx.stream>>>(x.ptr<const float>(), x.nb[1] / 4, k, xq, xd, xs);
-    SIFT_CUDA_LAUNCH_CHECK();
+    cudaLaunchAttribute attr;
+    const cudaLaunchConfig_t cfg = pdl_config(
+        ctx, dim3(static_cast<unsigned>(nt), grid_1d(k / 32, kWarps)), dim3(kThreads), &attr);
+    SIFT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, &quantize_x_q8_kernel, x.ptr<const float>(),
+                                       static_cast<int64_t>(x.nb[1] / 4), k, xq, xd, xs));
     return Q8Acts{xq, xd, xs, static_cast<int>(k)};
 }
 
