@@ -97,8 +97,9 @@ class Backend {
     virtual Device device() const = 0;
     virtual std::string name() const = 0;
 
-    // Memory on the backend's device. alloc never returns null (out of memory aborts with a
-    // message); a model checks its budget before allocating.
+    // Memory on the backend's device, zero-filled (cache cells a batch has claimed but not yet
+    // written are read by attention with zero weight, which NaN garbage would poison). alloc
+    // never returns null (out of memory aborts with a message); a model checks its budget first.
     virtual void* alloc(size_t bytes) = 0;
     // Bytes the device could still give (host: available RAM; GPU: free device memory).
     virtual size_t available_bytes() const = 0;
