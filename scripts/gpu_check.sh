@@ -46,11 +46,12 @@ if [[ $STAGES == *pflash* ]]; then
     # The synthetic vocabulary spells "wNNNN" in about 5.45 tokens.
     python3 -c "import random; random.seed(1); print(' '.join('w%d' % random.randrange(20000) for _ in range(int($n / 5.45))))" >/tmp/p$n.txt
     # DENSE=0 skips the dense baseline (when it already ran in this call).
-    [[ ${DENSE:-1} == 1 ]] && "$B/sift" run -m $M/${TARGET:-q8b}.gguf -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n + 1024)) -u ${UBATCH:-512} --json \
+    [[ ${DENSE:-1} == 1 ]] && "$B/sift" run -m $M/${TARGET:-q8b}.gguf -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n + 1024)) -u ${UBATCH:-4096} --json \
       >"$OUT/dense_$n.json" 2>"$OUT/dense_$n.err"
+    # SCORE_LAYERS=N: the drafter's early exit after N layers.
     "$B/sift" run -m $M/${TARGET:-q8b}.gguf --drafter $M/q06.gguf --pflash on --pflash-threshold 0 --keep-ratio 0.05 \
-      --bsa ${BSA:-on} --bsa-alpha ${BSA_ALPHA:-0.12} \
-      -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n + 1024)) -u ${UBATCH:-512} --json \
+      --bsa ${BSA:-on} --bsa-alpha ${BSA_ALPHA:-0.12} --score-layers ${SCORE_LAYERS:-0} \
+      -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n + 1024)) -u ${UBATCH:-4096} --json \
       >"$OUT/pflash_$n.json" 2>"$OUT/pflash_$n.err"
     python3 - "$OUT/dense_$n.json" "$OUT/pflash_$n.json" $n <<'PY'
 import json, sys
