@@ -71,7 +71,11 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& bac
     Result<std::unique_ptr<KvCache>> kv = KvCache::create(m->hp_, backend, n_ctx, options.kv_type);
     if (!kv) return kv.error();
     m->kv_ = std::move(*kv);
-    m->scratch_bytes_ = scratch_bytes(m->hp_, options.n_ubatch);
+    // A micro-batch never holds more tokens than the cache has cells: no scratch beyond that
+    // (a 4K drafter with the GPU's 16384-token micro-batch would allocate ~4x what it can use).
+    m->options_.n_ubatch =
+        static_cast<int32_t>(std::min<int64_t>(options.n_ubatch, m->kv_->n_cells()));
+    m->scratch_bytes_ = scratch_bytes(m->hp_, m->options_.n_ubatch);
     m->scratch_ = backend.alloc(m->scratch_bytes_);
     if (!options.dump_layers.empty()) std::filesystem::create_directories(options.dump_layers);
     const char* env = std::getenv("SIFT_CUDA_GRAPHS");
