@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "model/synthetic_writer.h"
 #include "tensor/quant.h"
+#include "tests/cuda/cuda_test_backend.h"
 #include "tests/test_temp.h"
 
 namespace sift {
@@ -22,22 +23,7 @@ namespace {
 
 constexpr double kTol = 1e-5;  // x max |logit| per row
 
-Backend* gpu_backend(std::string* why) {
-    static std::unique_ptr<Backend> gpu;
-    static std::string reason;
-    static bool tried = false;
-    if (!tried) {
-        tried = true;
-        Result<std::unique_ptr<Backend>> b = backend_cuda_create({});
-        if (b) {
-            gpu = std::move(*b);
-        } else {
-            reason = b.message();
-        }
-    }
-    *why = reason;
-    return gpu.get();
-}
+using test::cuda_test_backend;
 
 // Largest |a - b| over max |b| per row of n_vocab; +inf for NaN or a size mismatch.
 double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b, size_t n_vocab) {
@@ -65,7 +51,7 @@ class CudaGraphDecode : public testing::TestWithParam<GraphCase> {
   protected:
     void SetUp() override {
         std::string why;
-        gpu_ = gpu_backend(&why);
+        gpu_ = cuda_test_backend(&why);
         if (gpu_ == nullptr) GTEST_SKIP() << "no CUDA GPU: " << why;
         ModelShape shape = *model_preset_find(GetParam().arch, GetParam().preset);
         shape.n_layer = GetParam().n_layer;
@@ -181,7 +167,7 @@ TEST_P(CudaGraphDecode, ShapeChangesStaleGraphsAndACacheReused) {
 // captured before stale; capturing again into the stale graph refreshes it.
 TEST(CudaGraphBackend, CaptureReplayStaleAndFailedCapture) {
     std::string why;
-    if (gpu_backend(&why) == nullptr) GTEST_SKIP() << "no CUDA GPU: " << why;
+    if (cuda_test_backend(&why) == nullptr) GTEST_SKIP() << "no CUDA GPU: " << why;
     Result<std::unique_ptr<Backend>> made = backend_cuda_create({});
     ASSERT_TRUE(made.ok()) << made.message();
     Backend& be = **made;

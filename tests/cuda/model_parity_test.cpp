@@ -22,6 +22,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "model/model.h"
 #include "model/synthetic_writer.h"
+#include "tests/cuda/cuda_test_backend.h"
 #include "tests/test_temp.h"
 
 namespace sift {
@@ -37,22 +38,7 @@ std::string test_data() {
     return env && *env ? env : SIFT_TEST_DATA;
 }
 
-Backend* gpu_backend(std::string* why) {
-    static std::unique_ptr<Backend> gpu;
-    static std::string reason;
-    static bool tried = false;
-    if (!tried) {
-        tried = true;
-        Result<std::unique_ptr<Backend>> b = backend_cuda_create({});
-        if (b) {
-            gpu = std::move(*b);
-        } else {
-            reason = b.message();
-        }
-    }
-    *why = reason;
-    return gpu.get();
-}
+using test::cuda_test_backend;
 
 std::vector<float> read_f32(const std::string& path) {
     std::ifstream in(path, std::ios::binary | std::ios::ate);
@@ -100,7 +86,7 @@ Agreement compare_rows(const std::vector<float>& got, const std::vector<float>& 
 
 TEST(CudaModelParity, TinyFixturesMatchTransformers) {
     std::string why;
-    Backend* gpu = gpu_backend(&why);
+    Backend* gpu = cuda_test_backend(&why);
     if (gpu == nullptr) GTEST_SKIP() << "no CUDA GPU: " << why;
     const std::string root = test_data() + "/models/";
     std::ifstream index_file(root + "index.json");
@@ -154,7 +140,7 @@ class CudaSyntheticParity : public testing::TestWithParam<SyntheticCase> {};
 
 TEST_P(CudaSyntheticParity, PrefillAndDecodeMatchTheCpu) {
     std::string why;
-    Backend* gpu = gpu_backend(&why);
+    Backend* gpu = cuda_test_backend(&why);
     if (gpu == nullptr) GTEST_SKIP() << "no CUDA GPU: " << why;
     const SyntheticCase& c = GetParam();
     const ModelShape* preset = model_preset_find(c.arch, c.preset);
