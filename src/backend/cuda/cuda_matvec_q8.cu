@@ -682,8 +682,8 @@ Q8Acts quantize_acts(CudaContext& ctx, const Tensor& x) {
     return Q8Acts{xq, xd, xs, static_cast<int>(k)};
 }
 
+// w must be matvec_q8_supported (cuda_matvec_q8_shared checks every weight before quantizing).
 void matvec_q8_acts(CudaContext& ctx, const Tensor& w, const Q8Acts& xa, int nt, Tensor out) {
-    SIFT_CHECK(matvec_q8_supported(w), "matvec_q8: {} rows unsupported", dtype_name(w.type));
     check_weight_alignment(w, "matmul");
     float* op = out.ptr<float>();
     const int64_t os = out.nb[1] / 4;
@@ -709,9 +709,7 @@ void matvec_q8_acts(CudaContext& ctx, const Tensor& w, const Q8Acts& xa, int nt,
 }  // namespace
 
 void cuda_matvec_q8(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
-    SIFT_CHECK(matvec_q8_supported(w), "matvec_q8: {} rows unsupported", dtype_name(w.type));
-    const Q8Acts xa = quantize_acts(ctx, x);
-    matvec_q8_acts(ctx, w, xa, static_cast<int>(x.ne[1]), out);
+    cuda_matvec_q8_shared(ctx, &w, 1, x, &out);
 }
 
 void cuda_matvec_q8_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
