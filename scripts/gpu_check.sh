@@ -27,7 +27,7 @@ if [[ $STAGES == *opbench* ]]; then
 fi
 M=/tmp/sift_models
 mkdir -p $M
-if [[ $STAGES == *bench* || $STAGES == *pflash* ]]; then
+if [[ $STAGES == *bench* || $STAGES == *pflash* || $STAGES == *gemmncu* ]]; then
   [[ -f $M/q8b.gguf ]] || "$B/sift" mkmodel --arch qwen3 --preset 8b --type q4_k_m -o $M/q8b.gguf >/dev/null 2>&1
   [[ -f $M/q06.gguf ]] || "$B/sift" mkmodel --arch qwen3 --preset 0.6b --type bf16 -o $M/q06.gguf >/dev/null 2>&1
   # TARGET=q32b: the 32B shape (about 20 GB, a few minutes to write).
@@ -50,7 +50,7 @@ if [[ $STAGES == *pflash* ]]; then
       >"$OUT/dense_$n.json" 2>"$OUT/dense_$n.err"
     # SCORE_LAYERS=N: the drafter's early exit after N layers.
     "$B/sift" run -m $M/${TARGET:-q8b}.gguf --drafter $M/q06.gguf --pflash on --pflash-threshold 0 --keep-ratio 0.05 \
-      --bsa ${BSA:-on} --bsa-alpha ${BSA_ALPHA:-0.12} --score-layers ${SCORE_LAYERS:-0} \
+      --bsa ${BSA:-on} --bsa-alpha ${BSA_ALPHA:-0.12} --score-layers ${SCORE_LAYERS:-0} ${PFLASH_ARGS:-} \
       -f /tmp/p$n.txt -p "Which word came first?" -n 4 --temp 0 -c $((n + 1024)) -u ${UBATCH:-4096} --json \
       >"$OUT/pflash_$n.json" 2>"$OUT/pflash_$n.err"
     python3 - "$OUT/dense_$n.json" "$OUT/pflash_$n.json" $n <<'PY'
@@ -65,4 +65,15 @@ print(f"{os.environ.get('TARGET', 'q8b')} bsa {os.environ.get('BSA', 'on')} alph
       f"target prefill {p['timings']['prefill_seconds']:.3f} s)")
 PY
   done
+fi
+if [[ $STAGES == *gemmncu* ]]; then
+  # The drafter's GEMM kernels as cuBLAS picks them inside a real forward (names and durations;
+  # ncu serializes kernels and leaves the clocks alone): the first layers of a 32K prompt.
+  n=32768
+  python3 -c "import random; random.seed(1); print(' '.join('w%d' % random.randrange(20000) for _ in range(int($n / 5.45))))" >/tmp/p$n.txt
+  ncu --clock-control none --metrics gpu__time_duration.sum -k regex:'gemm|Kernel|cutlass|convert|bf16' \
+    --launch-count ${NCU_COUNT:-40} "$B/sift" run -m $M/q06.gguf -f /tmp/p$n.txt -n 1 --temp 0 \
+    -c $((n + 1024)) -u 16384 >"$OUT/gemm_ncu.log" 2>&1
+  grep -E "^  [a-zA-Z_].*\(|gpu__time_duration" "$OUT/gemm_ncu.log" | paste - - | \
+    sed -E 's/ +/ /g' | cut -c1-220 | head -${NCU_COUNT:-40}
 fi

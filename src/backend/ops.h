@@ -45,8 +45,8 @@ struct AttentionParams {
 
 struct AttentionInputs {
     Tensor q;                // F32 [head_dim, n_head, n_tokens]
-    Tensor k;                // F16/F32 [head_dim, n_head_kv, n_cells] (cache view, any strides)
-    Tensor v;                // F16/F32 [head_dim, n_head_kv, n_cells]
+    Tensor k;                // F32/F16/Q8_0 [head_dim, n_head_kv, n_cells] (cache view)
+    Tensor v;                // F32/F16/Q8_0 [head_dim, n_head_kv, n_cells]
     Tensor q_pos;            // I32 [n_tokens]
     Tensor q_seq;            // I32 [n_tokens]
     Tensor cell_pos;         // I32 [n_cells]
@@ -138,7 +138,17 @@ class Backend {
 
     // out[:, t] = table[:, ids[t]] as F32. table any type [width, n_rows]; ids I32 [n].
     virtual void get_rows(const Tensor& table, const Tensor& ids, Tensor out) = 0;
-    // out[:, t] = W x[:, t]: w any type [k, n] (n rows of k), x F32 [k, T], out F32 [n, T].
+    // The type in which to hand w a matmul input of n_tokens columns: BF16 where the backend's
+    // product would round F32 activations to BF16 anyway (CUDA's GEMMs), so the op producing
+    // them writes BF16 once at half the bytes (rms_norm, add_rms_norm, swiglu, geglu may);
+    // else F32, the type every backend accepts. Wrappers of a Backend must forward it.
+    virtual DType matmul_input_type(const Tensor& w, int64_t n_tokens) const {
+        (void)w;
+        (void)n_tokens;
+        return DType::F32;
+    }
+    // out[:, t] = W x[:, t]: w any type [k, n] (n rows of k), x F32 [k, T] (or the
+    // matmul_input_type, contiguous), out F32 [n, T].
     virtual void matmul(const Tensor& w, const Tensor& x, Tensor out) = 0;
     // outs[i] = ws[i] x, i < n, for weights that share one input (q/k/v, gate/up), each pair as in
     // matmul: a backend may convert x once for all of them. outs must not alias x.
@@ -150,13 +160,33 @@ class Backend {
     virtual void mul(const Tensor& a, const Tensor& b, Tensor out) = 0;
     virtual void scale(const Tensor& x, float s, Tensor out) = 0;  // out may alias x
     // out = x / rms(x) * w per column of x F32 [n, T]; w F32 [n] or null. out may alias x.
+    // out F32, or a BF16 matmul_input_type (then not aliasing x).
     virtual void rms_norm(const Tensor& x, const Tensor* w, float eps, Tensor out) = 0;
     // Rotates x F32 [head_dim, n_head, T] by positions pos I32 [T]. out may alias x.
     virtual void rope(const Tensor& x, const Tensor& pos, const RopeParams& params, Tensor out) = 0;
-    // out = silu(gate) * up and out = gelu_tanh(gate) * up, F32 [n, T].
+    // Fused forms (each one pass over memory; the defaults compose the ops above, and a backend
+    // overriding them computes the same arithmetic in the same order):
+    // sum = a + b, then out = rms_norm(sum, w, eps): the residual add and the next block's norm.
+    // a, b, sum F32 [n, T], out as rms_norm's; sum may alias a (or b); out must not alias a, b
+    // or sum.
+    virtual void add_rms_norm(const Tensor& a, const Tensor& b, const Tensor* w, float eps,
+                              Tensor sum, Tensor out) {
+        add(a, b, sum);
+        rms_norm(sum, w, eps, out);
+    }
+    // out = rope(rms_norm of each head of x by w [head_dim] (or none)): QK-norm and RoPE of
+    // x F32 [head_dim, n_head, T] in one pass. out may alias x.
+    virtual void rms_norm_rope(const Tensor& x, const Tensor* w, float eps, const Tensor& pos,
+                               const RopeParams& params, Tensor out) {
+        rms_norm(x, w, eps, out);
+        rope(out, pos, params, out);
+    }
+    // out = silu(gate) * up and out = gelu_tanh(gate) * up, F32 [n, T] (out may alias gate),
+    // or out a BF16 matmul_input_type (a separate buffer).
     virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor out) = 0;
     virtual void geglu(const Tensor& gate, const Tensor& up, Tensor out) = 0;
-    // dst[:, idx[t]] = convert(src[:, t]): src F32 [w, T], dst F32/F16 [w, n_rows], idx I32 [T].
+    // dst[:, idx[t]] = convert(src[:, t]): src F32 [w, T], dst F32/F16/Q8_0 [w, n_rows], idx
+    // I32 [T]; Q8_0 rows are bit for bit the reference quantize_row (tensor/quant.h).
     virtual void set_rows(const Tensor& src, const Tensor& idx, Tensor dst) = 0;
     // Softmax attention with GQA (n_head a multiple of n_head_kv); out F32 [head_dim, n_head, T].
     virtual void attention(const AttentionInputs& in, const AttentionParams& params,

@@ -70,6 +70,9 @@ class ProfilingBackend final : public Backend {
         timed(fmt::format("matmul {} {} {}", dtype_name(w.type), shape(w), tokens_class(x.ne[1])),
               [&] { inner_->matmul(w, x, out); });
     }
+    DType matmul_input_type(const Tensor& w, int64_t n_tokens) const override {
+        return inner_->matmul_input_type(w, n_tokens);
+    }
     void matmul_shared(const Tensor* ws, size_t n, const Tensor& x, Tensor* outs) override {
         std::string key =
             fmt::format("matmul_shared x{} {} {}x(", n, n == 0 ? "" : dtype_name(ws[0].type),
@@ -92,6 +95,16 @@ class ProfilingBackend final : public Backend {
     void rope(const Tensor& x, const Tensor& pos, const RopeParams& params, Tensor out) override {
         timed(fmt::format("rope {}", tokens_class(pos.ne[0])),
               [&] { inner_->rope(x, pos, params, out); });
+    }
+    void add_rms_norm(const Tensor& a, const Tensor& b, const Tensor* w, float eps, Tensor sum,
+                      Tensor out) override {
+        timed(fmt::format("add_rms_norm {} {}", a.ne[0], tokens_class(a.ne[1])),
+              [&] { inner_->add_rms_norm(a, b, w, eps, sum, out); });
+    }
+    void rms_norm_rope(const Tensor& x, const Tensor* w, float eps, const Tensor& pos,
+                       const RopeParams& params, Tensor out) override {
+        timed(fmt::format("rms_norm_rope {}", tokens_class(pos.ne[0])),
+              [&] { inner_->rms_norm_rope(x, w, eps, pos, params, out); });
     }
     void swiglu(const Tensor& gate, const Tensor& up, Tensor out) override {
         timed(fmt::format("swiglu {}", tokens_class(gate.ne[1])),

@@ -10,6 +10,7 @@
 
 #include "backend/ops.h"
 #include "cli/backend_select.h"
+#include "cli/cache_types.h"
 #include "cli/cli.h"
 #include "cli/cli_files.h"
 #include "model/model.h"
@@ -26,7 +27,7 @@ struct BenchCliOptions {
     int repetitions = 5;
     BackendChoice backend;
     int32_t n_ubatch = 0;  // 0: 512 on the CPU, 4096 on a GPU (enough query tiles to fill it)
-    std::string cache_type = "f16";
+    CacheTypeOptions cache_types;
     std::string output = "md";
     double peak_bandwidth_gbs = 0;  // 0: measure
     double peak_tflops = 0;         // 0: no compute ceiling column
@@ -87,12 +88,10 @@ Status run_bench(const BenchCliOptions& opt) {
     Result<std::unique_ptr<Backend>> selected = backend_select(opt.backend, *path);
     if (!selected) return selected.error();
     std::unique_ptr<Backend> backend = std::move(*selected);
-    const std::optional<DType> kv_type = dtype_from_name(opt.cache_type);
-    if (!kv_type) return make_error("unknown --cache-type '{}' (f16, f32)", opt.cache_type);
     ModelOptions model_options;
+    SIFT_TRY(apply_cache_types(opt.cache_types, model_options));
     model_options.n_ctx = need;
     model_options.n_ubatch = opt.n_ubatch > 0 ? opt.n_ubatch : default_ubatch(*backend);
-    model_options.kv_type = *kv_type;
     Result<std::unique_ptr<Model>> model = Model::load(*path, *backend, model_options);
     if (!model) return model.error();
 
@@ -108,6 +107,11 @@ Status run_bench(const BenchCliOptions& opt) {
     const std::string backend_name =
         backend->name() + ((*model)->graphs_enabled() ? ", graphs" : "");
     const std::string model_name = std::filesystem::path(*path).filename().string();
+    // The cache types set decode's K/V bytes: a table column when not llama-bench's f16.
+    const std::string type_k(dtype_name(model_options.kv_type_k)),
+        type_v(dtype_name(model_options.kv_type_v));
+    const bool kv_column = type_k != "f16" || type_v != "f16";
+    const std::string kv_cell = type_k == type_v ? type_k : type_k + "/" + type_v;
 
     BenchOptions bench_options;
     bench_options.repetitions = opt.repetitions;
@@ -122,9 +126,10 @@ Status run_bench(const BenchCliOptions& opt) {
             peak_flops > 0
                 ? fmt::format(", compute ceiling {:.1f} TFLOP/s (given)", opt.peak_tflops)
                 : "");
-        fmt::print("| test | t/s | ms | GB/s | % of bw | TFLOP/s |{}\n",
+        fmt::print("| test |{} t/s | ms | GB/s | % of bw | TFLOP/s |{}\n", kv_column ? " kv |" : "",
                    peak_flops > 0 ? " % of peak |" : "");
-        fmt::print("|---|---:|---:|---:|---:|---:|{}\n", peak_flops > 0 ? "---:|" : "");
+        fmt::print("|---|{}---:|---:|---:|---:|---:|{}\n", kv_column ? "---|" : "",
+                   peak_flops > 0 ? "---:|" : "");
     }
     for (const BenchTest& t : tests) {
         Result<BenchResult> r = bench_run(**model, t, bench_options);
@@ -138,7 +143,8 @@ Status run_bench(const BenchCliOptions& opt) {
             const std::string bw = t.n_gen > 0 ? fmt::format("{:.1f} | {:.0f}%", row.gbs,
                                                              100 * row.gbs * 1e9 / peak_bw)
                                                : std::string("- | -");
-            fmt::print("| {} | {} | {:.1f} | {} | {:.3f} |{}\n", t.name(),
+            fmt::print("| {} |{} {} | {:.1f} | {} | {:.3f} |{}\n", t.name(),
+                       kv_column ? fmt::format(" {} |", kv_cell) : "",
                        mean_sd(r->tokens_per_second_mean, r->tokens_per_second_sd), ms, bw,
                        row.gflops / 1e3,
                        peak_flops > 0
@@ -159,6 +165,8 @@ Status run_bench(const BenchCliOptions& opt) {
                            {"n_prompt", row.r.test.n_prompt},
                            {"n_gen", row.r.test.n_gen},
                            {"depth", row.r.test.depth},
+                           {"type_k", type_k},
+                           {"type_v", type_v},
                            {"seconds", row.r.seconds},
                            {"tokens_per_second_mean", row.r.tokens_per_second_mean},
                            {"tokens_per_second_sd", row.r.tokens_per_second_sd},
@@ -170,14 +178,14 @@ Status run_bench(const BenchCliOptions& opt) {
         fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     } else if (opt.output == "csv") {
         fmt::print(
-            "model,backend,test,n_prompt,n_gen,depth,tps_mean,tps_sd,seconds_mean,"
+            "model,backend,test,n_prompt,n_gen,depth,type_k,type_v,tps_mean,tps_sd,seconds_mean,"
             "gb_per_second,bandwidth_ceiling_gb_per_second,gflop_per_second\n");
         for (const Row& row : rows)
-            fmt::print("\"{}\",\"{}\",{},{},{},{},{:.3f},{:.3f},{:.6f},{:.3f},{:.3f},{:.3f}\n",
-                       model_name, backend_name, row.r.test.name(), row.r.test.n_prompt,
-                       row.r.test.n_gen, row.r.test.depth, row.r.tokens_per_second_mean,
-                       row.r.tokens_per_second_sd, row.r.seconds_mean, row.gbs, peak_bw / 1e9,
-                       row.gflops);
+            fmt::print(
+                "\"{}\",\"{}\",{},{},{},{},{},{},{:.3f},{:.3f},{:.6f},{:.3f},{:.3f},{:.3f}\n",
+                model_name, backend_name, row.r.test.name(), row.r.test.n_prompt, row.r.test.n_gen,
+                row.r.test.depth, type_k, type_v, row.r.tokens_per_second_mean,
+                row.r.tokens_per_second_sd, row.r.seconds_mean, row.gbs, peak_bw / 1e9, row.gflops);
     }
     return {};
 }
@@ -202,8 +210,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
     sub->add_option("-u,--ubatch-size", opt->n_ubatch,
                     "Tokens per forward chunk (0: 512 on the CPU, 4096 on a GPU)")
         ->capture_default_str();
-    sub->add_option("--cache-type", opt->cache_type, "KV cache type: f16 or f32")
-        ->capture_default_str();
+    add_cache_type_options(*sub, opt->cache_types);
     sub->add_option("-o,--output", opt->output, "md, json or csv")->capture_default_str();
     sub->add_option("--peak-bw", opt->peak_bandwidth_gbs,
                     "Memory bandwidth ceiling in GB/s (default: measured)");

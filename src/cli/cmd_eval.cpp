@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/backend_select.h"
+#include "cli/cache_types.h"
 #include "cli/cli.h"
 #include "cli/cli_files.h"
 #include "cli/run_pflash.h"
@@ -32,6 +33,7 @@ struct EvalOptions {
     PflashOptions pflash;  // scoring options; keep ratios come from --keep-ratio
     uint64_t seed = 1;
     BackendChoice backend;
+    CacheTypeOptions cache_types;  // the target model's
 };
 
 template <typename T>
@@ -96,12 +98,18 @@ Status run_eval(const EvalOptions& opt) {
     ModelOptions mo;
     mo.n_ubatch = default_ubatch(**backend);
     mo.n_ctx = max_ctx + 512 + opt.n_predict;
-    Result<std::unique_ptr<Model>> target = Model::load(*target_path, **backend, mo);
+    ModelOptions target_mo = mo;
+    SIFT_TRY(apply_cache_types(opt.cache_types, target_mo));
+    Result<std::unique_ptr<Model>> target = Model::load(*target_path, **backend, target_mo);
     if (!target) return target.error();
     mo.n_ctx = 2 * max_ctx + 1024;  // another tokenizer may need more tokens
     mo.n_ubatch = drafter_ubatch(**backend, opt.pflash, mo.n_ubatch);
     Result<std::unique_ptr<Model>> drafter = Model::load(*drafter_path, **backend, mo);
     if (!drafter) return make_error("--drafter: {}", drafter.message());
+    // Warm both (library initialisation, kernel loading) so the first case's TTFT is not
+    // charged for them.
+    SIFT_TRY((*target)->warmup());
+    SIFT_TRY((*drafter)->warmup());
     Result<std::unique_ptr<Tokenizer>> ttok = Tokenizer::from_gguf((*target)->file());
     if (!ttok) return ttok.error();
     Result<std::unique_ptr<Tokenizer>> dtok = Tokenizer::from_gguf((*drafter)->file());
@@ -264,6 +272,7 @@ void add_eval_command(CLI::App& app, int& exit_code) {
     niah->add_option("--seed", opt->seed, "Case seed")->capture_default_str();
     niah->add_option("-o,--output", opt->output, "md or json")->capture_default_str();
     add_backend_options(*niah, opt->backend);
+    add_cache_type_options(*niah, opt->cache_types);
     niah->callback([opt, &exit_code] {
         Status s = run_eval(*opt);
         if (!s) fmt::print(stderr, "sift: error: {}\n", s.message());

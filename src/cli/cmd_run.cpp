@@ -9,6 +9,7 @@
 
 #include "backend/ops.h"
 #include "cli/backend_select.h"
+#include "cli/cache_types.h"
 #include "cli/cli.h"
 #include "cli/cli_files.h"
 #include "cli/run_pflash.h"
@@ -36,11 +37,12 @@ struct RunOptions {
     int32_t n_ubatch = 0;  // 0: 512 on the CPU, 4096 on a GPU (enough query tiles to fill it)
     BackendChoice backend;
     PflashOptions pflash;
-    std::string cache_type = "f16";
+    CacheTypeOptions cache_types;  // the target model's
     GenerateParams gen;
     std::string dump_logits;
     std::string dump_layers;
     bool json = false;
+    bool no_warmup = false;
 };
 
 Status write_floats(const std::string& path, const std::vector<float>& values) {
@@ -86,16 +88,15 @@ Status run(RunOptions& opt) {
     if (!model_path) return model_path.error();
     Result<std::unique_ptr<Backend>> backend = backend_select(opt.backend, *model_path);
     if (!backend) return backend.error();
-    const std::optional<DType> kv_type = dtype_from_name(opt.cache_type);
-    if (!kv_type) return make_error("unknown --cache-type '{}' (f16, f32)", opt.cache_type);
     ModelOptions model_options;
+    SIFT_TRY(apply_cache_types(opt.cache_types, model_options));
     model_options.n_ctx = opt.n_ctx;
     if (opt.n_ubatch <= 0) opt.n_ubatch = default_ubatch(**backend);
     model_options.n_ubatch = opt.n_ubatch;
-    model_options.kv_type = *kv_type;
     model_options.dump_layers = opt.dump_layers;
     Result<std::unique_ptr<Model>> model = Model::load(*model_path, **backend, model_options);
     if (!model) return model.error();
+    if (!opt.no_warmup) SIFT_TRY((*model)->warmup());
     Result<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::from_gguf((*model)->file());
     if (!tokenizer) return make_error("{}: {}", opt.model, tokenizer.message());
 
@@ -134,7 +135,7 @@ Status run(RunOptions& opt) {
         if (!drafter_file) return make_error("--drafter: {}", drafter_file.message());
         Result<std::unique_ptr<Tokenizer>> drafter_tok = Tokenizer::from_gguf(**drafter_file);
         if (!drafter_tok) return make_error("--drafter: {}", drafter_tok.message());
-        ModelOptions drafter_options;
+        ModelOptions drafter_options;  // an F16 cache: the --cache-type flags are the target's
         drafter_options.n_ctx =
             static_cast<int64_t>((*drafter_tok)->encode(*prompt_text, true, true).size()) +
             opt.pflash.lookahead_decode + 16;
@@ -142,6 +143,7 @@ Status run(RunOptions& opt) {
         Result<std::unique_ptr<Model>> d = Model::load(*drafter_path, **backend, drafter_options);
         if (!d) return make_error("--drafter: {}", d.message());
         drafter = std::move(*d);
+        if (!opt.no_warmup) SIFT_TRY(drafter->warmup());
         Result<spec::PflashResult> c = spec::pflash_compress(
             *drafter, **drafter_tok, **tokenizer, *prompt_text, protect, *pflash_params_r);
         if (!c) return c.error();
@@ -255,8 +257,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     add_backend_options(*sub, opt->backend);
     add_pflash_options(*sub, opt->pflash);
-    sub->add_option("--cache-type", opt->cache_type, "KV cache type: f16 or f32")
-        ->capture_default_str();
+    add_cache_type_options(*sub, opt->cache_types);
     SamplerParams& s = opt->gen.sampling;
     sub->add_option("--temp", s.temperature, "Temperature (0: greedy)")->capture_default_str();
     sub->add_option("--top-k", s.top_k, "Top-k (0: off)")->capture_default_str();
@@ -279,6 +280,9 @@ void add_run_command(CLI::App& app, int& exit_code) {
         "Write the last prompt position's logits (float32) to FILE; stops after prefill");
     sub->add_option("--dump-layers", opt->dump_layers, "Write per-layer hidden states to DIR");
     sub->add_flag("--json", opt->json, "Print the result and timings as one JSON object");
+    sub->add_flag("--no-warmup", opt->no_warmup,
+                  "Skip the warm-up forward after loading (the first request then pays for "
+                  "library initialisation)");
     sub->callback([opt, &exit_code] {
         Status s = run(*opt);
         if (!s) fmt::print(stderr, "sift: error: {}\n", s.message());

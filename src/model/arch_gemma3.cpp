@@ -9,7 +9,12 @@ void forward_gemma3(ForwardContext& c) {
     Tensor x = c.act(hp.n_embd);
     c.be.get_rows(c.w.tok_embd, c.ids, x);
     c.be.scale(x, hp.embd_scale, x);
-    for (int il = 0; il < c.n_layers_run(); ++il) {
+    // h: the normed input of the next block, written by the fused residual add + norm (the
+    // buffer outlives each layer's scratch).
+    Tensor h = block_input(c);
+    const int n_layers = c.n_layers_run();
+    if (n_layers > 0) c.be.rms_norm(x, &c.w.layers[0].attn_norm, hp.norm_eps, h);
+    for (int il = 0; il < n_layers; ++il) {
         const LayerWeights& l = c.w.layers[static_cast<size_t>(il)];
         const size_t layer_scratch = c.arena.used();  // freed at the end of the layer
         const bool sliding = hp.layer_is_sliding(il);
@@ -18,14 +23,17 @@ void forward_gemma3(ForwardContext& c) {
                                       .sliding = sliding,
                                       .rope_base = sliding ? hp.rope_base_local : hp.rope_base,
                                       .rope_scale = sliding ? 1.0f : hp.rope_scale};
-        Tensor h = block_norm(c, x, l.attn_norm);
         Tensor attn = block_attention(c, il, h, opt);
         c.be.rms_norm(attn, &l.post_attn_norm, hp.norm_eps, attn);
-        c.be.add(x, attn, x);
-        h = block_norm(c, x, l.ffn_norm);
+        c.be.add_rms_norm(x, attn, &l.ffn_norm, hp.norm_eps, x, h);
         Tensor ffn = block_ffn(c, il, h, FfnActivation::FFN_GELU_TANH);
         c.be.rms_norm(ffn, &l.post_ffn_norm, hp.norm_eps, ffn);
-        c.be.add(x, ffn, x);
+        if (il + 1 < n_layers) {
+            const LayerWeights& next = c.w.layers[static_cast<size_t>(il + 1)];
+            c.be.add_rms_norm(x, ffn, &next.attn_norm, hp.norm_eps, x, h);
+        } else {
+            c.be.add(x, ffn, x);
+        }
         c.dump("l_out", il, x);
         c.arena.reset(layer_scratch);
     }

@@ -14,15 +14,23 @@ void forward_llama(ForwardContext& c) {
                                   .rope_scale = hp.rope_scale};
     Tensor x = c.act(hp.n_embd);
     c.be.get_rows(c.w.tok_embd, c.ids, x);
-    for (int il = 0; il < c.n_layers_run(); ++il) {
+    // h: the normed input of the next block, written by the fused residual add + norm (the
+    // buffer outlives each layer's scratch).
+    Tensor h = block_input(c);
+    const int n_layers = c.n_layers_run();
+    if (n_layers > 0) c.be.rms_norm(x, &c.w.layers[0].attn_norm, hp.norm_eps, h);
+    for (int il = 0; il < n_layers; ++il) {
         const LayerWeights& l = c.w.layers[static_cast<size_t>(il)];
         const size_t layer_scratch = c.arena.used();  // freed at the end of the layer
-        Tensor h = block_norm(c, x, l.attn_norm);
         Tensor attn = block_attention(c, il, h, opt);
-        c.be.add(x, attn, x);
-        h = block_norm(c, x, l.ffn_norm);
+        c.be.add_rms_norm(x, attn, &l.ffn_norm, hp.norm_eps, x, h);
         Tensor ffn = block_ffn(c, il, h, FfnActivation::FFN_SILU);
-        c.be.add(x, ffn, x);
+        if (il + 1 < n_layers) {
+            const LayerWeights& next = c.w.layers[static_cast<size_t>(il + 1)];
+            c.be.add_rms_norm(x, ffn, &next.attn_norm, hp.norm_eps, x, h);
+        } else {
+            c.be.add(x, ffn, x);
+        }
         c.dump("l_out", il, x);
         c.arena.reset(layer_scratch);
     }

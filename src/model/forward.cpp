@@ -30,10 +30,11 @@ void ForwardContext::dump(const std::string& name, int il, const Tensor& t) {
     }
 }
 
-Tensor block_norm(ForwardContext& c, const Tensor& x, const Tensor& weight) {
-    Tensor out = c.act(x.ne[0]);
-    c.be.rms_norm(x, &weight, c.hp.norm_eps, out);
-    return out;
+Tensor block_input(ForwardContext& c) {
+    const LayerWeights& l = c.w.layers[0];
+    const bool agree =
+        c.be.matmul_input_type(l.wq, c.n_tokens) == c.be.matmul_input_type(l.w_gate, c.n_tokens);
+    return agree ? c.matmul_input(l.wq, c.hp.n_embd) : c.act(c.hp.n_embd);
 }
 
 // Views a [heads * head_dim, T] activation as [head_dim, heads, T].
@@ -54,28 +55,30 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
     if (has(l.bk)) c.be.add(k, l.bk, k);
     if (has(l.bv)) c.be.add(v, l.bv, v);
     Tensor qh = heads_view(q, hp.head_dim), kh = heads_view(k, hp.head_dim);
-    if (opt.qk_norm) {
-        // Normalise each head's vector: view as [head_dim, heads * T].
-        Tensor q2 =
-            Tensor::view(q.data, q.type, {hp.head_dim, q.ne[0] / hp.head_dim * q.ne[1]}, q.device);
-        Tensor k2 =
-            Tensor::view(k.data, k.type, {hp.head_dim, k.ne[0] / hp.head_dim * k.ne[1]}, k.device);
-        c.be.rms_norm(q2, &l.q_norm, hp.norm_eps, q2);
-        c.be.rms_norm(k2, &l.k_norm, hp.norm_eps, k2);
-    }
     // An attention probe gathers its queries before RoPE for position-free scores, else after.
     const bool probing = c.probe != nullptr && il < c.probe->n_layers;
+    const bool nope_probe = probing && c.probe->nope;
     Tensor probe_q;
     if (probing) probe_q = c.arena.alloc(DType::F32, hp.q_dim(), c.probe->rows.ne[0]);
-    if (probing && c.probe->nope) c.be.get_rows(q, c.probe->rows, probe_q);
     RopeParams rope;
     rope.n_rot = hp.n_rot;
     rope.neox = hp.rope_neox;
     rope.freq_base = opt.rope_base;
     rope.freq_scale = opt.rope_scale;
     rope.freq_factors = has(c.w.rope_freqs) ? &c.w.rope_freqs : nullptr;
-    c.be.rope(qh, c.pos, rope, qh);
-    c.be.rope(kh, c.pos, rope, kh);
+    if (opt.qk_norm && !nope_probe) {
+        // Normalise each head's vector and rotate it in one pass.
+        c.be.rms_norm_rope(qh, &l.q_norm, hp.norm_eps, c.pos, rope, qh);
+        c.be.rms_norm_rope(kh, &l.k_norm, hp.norm_eps, c.pos, rope, kh);
+    } else {
+        if (opt.qk_norm) {
+            c.be.rms_norm(qh, &l.q_norm, hp.norm_eps, qh);
+            c.be.rms_norm(kh, &l.k_norm, hp.norm_eps, kh);
+        }
+        if (nope_probe) c.be.get_rows(q, c.probe->rows, probe_q);
+        c.be.rope(qh, c.pos, rope, qh);
+        c.be.rope(kh, c.pos, rope, kh);
+    }
     c.dump("q", il, q);
     c.dump("k", il, k);
 
@@ -92,7 +95,7 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
     params.window = opt.sliding ? hp.sliding_window : 0;
     params.softcap = hp.attn_softcap;
     if (probing) {
-        if (!c.probe->nope) c.be.get_rows(q, c.probe->rows, probe_q);
+        if (!nope_probe) c.be.get_rows(q, c.probe->rows, probe_q);
         AttentionInputs pin;
         pin.q = heads_view(probe_q, hp.head_dim);
         pin.k = cache_k;
@@ -141,13 +144,17 @@ Tensor block_ffn(ForwardContext& c, int il, const Tensor& h, FfnActivation act) 
         Tensor outs[] = {gate, up};
         c.be.matmul_shared(ws, 2, h, outs);
     }
+    // The activation goes to w_down in its input type (in place over gate when that is F32).
+    Tensor hidden = gate;
+    if (c.be.matmul_input_type(l.w_down, c.n_tokens) != DType::F32 && c.dump_dir.empty())
+        hidden = c.matmul_input(l.w_down, c.hp.n_ff);
     if (act == FfnActivation::FFN_SILU) {
-        c.be.swiglu(gate, up, gate);
+        c.be.swiglu(gate, up, hidden);
     } else {
-        c.be.geglu(gate, up, gate);
+        c.be.geglu(gate, up, hidden);
     }
     Tensor out = c.act(c.hp.n_embd);
-    c.be.matmul(l.w_down, gate, out);
+    c.be.matmul(l.w_down, hidden, out);
     return out;
 }
 

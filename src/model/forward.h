@@ -69,12 +69,20 @@ struct ForwardContext {
     int64_t dump_index = 0;
 
     Tensor act(int64_t width) { return arena.alloc(DType::F32, width, n_tokens); }
+    // An activation that only feeds matmuls by weight w, in the type the backend wants there
+    // (BF16 for CUDA's GEMMs; F32 while dumping, which reads F32).
+    Tensor matmul_input(const Tensor& w, int64_t width) {
+        const DType type = dump_dir.empty() ? be.matmul_input_type(w, n_tokens) : DType::F32;
+        return arena.alloc(type, width, n_tokens);
+    }
     int32_t n_layers_run() const { return layer_end > 0 ? layer_end : hp.n_layer; }
     // Writes t to dump_dir as float32 when dumping is on.
     void dump(const std::string& name, int il, const Tensor& t);
 };
 
-Tensor block_norm(ForwardContext& c, const Tensor& x, const Tensor& weight);
+// The buffer of a block's normed input h [n_embd, T], which feeds only q/k/v and gate/up: in
+// their matmul input type when they agree (BF16 for CUDA's GEMMs), else F32.
+Tensor block_input(ForwardContext& c);
 
 struct AttentionOptions {
     bool qk_norm = false;  // RMS-normalise q and k per head (qwen3, gemma3)

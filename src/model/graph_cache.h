@@ -3,11 +3,12 @@
 // micro-batch once and replays it with one call while nothing it baked in has changed.
 //
 // What a capture bakes in besides device data: the micro-batch's shape (which fixes the scratch
-// arena's layout, so every intermediate's address), the attention cell range, and the logits
-// buffer. Inputs (token ids, positions, cells, output rows) are uploaded into the same arena
-// addresses before each replay, outside the capture. The cell range is rounded up to
-// kGraphCellBlock: cells past the highest used one are empty (sequence -1) and invisible to every
-// query, so the result is the same and one graph serves kGraphCellBlock decode steps.
+// arena's layout, so every intermediate's address), the attention cell range, and the output
+// buffers (logits, and the argmax of a greedy decode). Inputs (token ids, positions, cells, output
+// rows) are uploaded into the same arena addresses before each replay, outside the capture. The
+// cell range is rounded up to kGraphCellBlock: cells past the highest used one are empty (sequence
+// -1) and invisible to every query, so the result is the same and one graph serves kGraphCellBlock
+// decode steps.
 #pragma once
 
 #include <cstddef>
@@ -33,7 +34,8 @@ struct GraphKey {
     int64_t n_tokens = 0;
     int64_t n_outputs = 0;
     int64_t cell_end = 0;
-    const void* logits = nullptr;  // the logits buffer the last op writes
+    const void* logits = nullptr;  // the logits buffer
+    const void* argmax = nullptr;  // the buffer of the rows' argmax (greedy decode) or null
     bool operator==(const GraphKey&) const = default;
 };
 

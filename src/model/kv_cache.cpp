@@ -1,5 +1,7 @@
 #include "model/kv_cache.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -16,20 +18,35 @@ Tensor tail(const Tensor& t, int64_t first) {
 
 }  // namespace
 
+std::string KvCache::type_error(const HParams& hp, DType type) {
+    if (type != DType::F16 && type != DType::F32 && type != DType::Q8_0)
+        return fmt::format("KV cache type {} is not supported (f32, f16, q8_0)", dtype_name(type));
+    const int64_t block = dtype_traits(type).block_size;
+    if (hp.head_dim % block != 0) {
+        return fmt::format("KV cache type {} needs head_dim a multiple of {}; this model's is {}",
+                           dtype_name(type), block, hp.head_dim);
+    }
+    return "";
+}
+
 Result<std::unique_ptr<KvCache>> KvCache::create(const HParams& hp, Backend& backend,
-                                                 int64_t n_cells, DType type) {
-    if (type != DType::F16 && type != DType::F32) {
-        return make_error("KV cache type {} is not supported (f16, f32)", dtype_name(type));
+                                                 int64_t n_cells, DType type_k, DType type_v) {
+    for (DType type : {type_k, type_v}) {
+        const std::string error = type_error(hp, type);
+        if (!error.empty()) return make_error("{}", error);
     }
     if (n_cells <= 0) return make_error("KV cache needs at least one cell, got {}", n_cells);
     std::unique_ptr<KvCache> c(new KvCache(backend));
     c->n_cells_ = n_cells;
-    c->type_ = type;
+    c->type_k_ = type_k;
+    c->type_v_ = type_v;
     c->cell_pos_.assign(static_cast<size_t>(n_cells), -1);
     c->cell_seq_.assign(static_cast<size_t>(n_cells), -1);
-    const size_t layer_bytes = static_cast<size_t>(*dtype_row_bytes(type, hp.kv_dim()) * n_cells);
     for (int32_t il = 0; il < hp.n_layer; ++il) {
         for (std::vector<Tensor>* list : {&c->k_, &c->v_}) {
+            const DType type = list == &c->k_ ? type_k : type_v;
+            const size_t layer_bytes =
+                static_cast<size_t>(*dtype_row_bytes(type, hp.kv_dim()) * n_cells);
             void* p = backend.alloc(layer_bytes);
             c->blocks_.push_back(p);
             c->bytes_ += layer_bytes;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "backend/ops.h"
@@ -19,8 +20,11 @@ namespace sift {
 
 class KvCache {
   public:
+    // K and V types each F32, F16 or Q8_0 (Q8_0 needs head_dim a multiple of 32).
     static Result<std::unique_ptr<KvCache>> create(const HParams& hp, Backend& backend,
-                                                   int64_t n_cells, DType type);
+                                                   int64_t n_cells, DType type_k, DType type_v);
+    // Why a K/V type cannot hold this model's heads ("" when it can).
+    static std::string type_error(const HParams& hp, DType type);
     ~KvCache();
     KvCache(const KvCache&) = delete;
     KvCache& operator=(const KvCache&) = delete;
@@ -38,7 +42,8 @@ class KvCache {
     int64_t n_cells() const { return n_cells_; }
     int64_t n_used() const { return n_used_; }
     int64_t used_end() const { return used_end_; }  // one past the highest used cell
-    DType type() const { return type_; }
+    DType type_k() const { return type_k_; }
+    DType type_v() const { return type_v_; }
     uint64_t bytes() const { return bytes_; }
 
     Tensor k(int32_t layer) const {
@@ -61,7 +66,7 @@ class KvCache {
     int64_t n_cells_ = 0;
     int64_t n_used_ = 0;
     int64_t used_end_ = 0;
-    DType type_ = DType::F16;
+    DType type_k_ = DType::F16, type_v_ = DType::F16;
     uint64_t bytes_ = 0;
     std::vector<int32_t> cell_pos_;  // host copies
     std::vector<int32_t> cell_seq_;

@@ -15,9 +15,10 @@ namespace {
 // Scratch bytes for one micro-batch of n tokens: the token metadata, the residual stream, the
 // largest layer's intermediates (freed per layer) and the gathered output rows.
 size_t scratch_bytes(const HParams& hp, int64_t n) {
-    // + q_dim: the gathered queries of an attention probe.
+    // + q_dim: the gathered queries of an attention probe; + n_ff: the FFN activation in the
+    // down matmul's input type when that is not F32 (BF16: half of it).
     const int64_t per_layer =
-        4 * int64_t{hp.n_embd} + 3 * hp.q_dim() + 2 * hp.kv_dim() + 2 * int64_t{hp.n_ff};
+        4 * int64_t{hp.n_embd} + 3 * hp.q_dim() + 2 * hp.kv_dim() + 3 * int64_t{hp.n_ff};
     const int64_t floats = n * (2 * int64_t{hp.n_embd} + per_layer);
     const int64_t ints = 8 * n;
     return static_cast<size_t>((floats + ints) * 4 + 64 * 64);
@@ -34,6 +35,7 @@ Model::~Model() {
     kv_.reset();
     if (scratch_ != nullptr) backend_.free(scratch_);
     if (logits_buf_ != nullptr) backend_.free(logits_buf_);
+    if (argmax_buf_ != nullptr) backend_.free(argmax_buf_);
     if (bsa_mask_ != nullptr) backend_.free(bsa_mask_);
 }
 
@@ -52,10 +54,14 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& bac
     m->w_ = std::move(*w);
     if (options.n_ubatch <= 0) return make_error("n_ubatch must be > 0, got {}", options.n_ubatch);
 
-    const DTypeTraits& kv_traits = dtype_traits(options.kv_type);
+    for (DType type : {options.kv_type_k, options.kv_type_v}) {
+        const std::string error = KvCache::type_error(m->hp_, type);
+        if (!error.empty()) return make_error("{}: {}", path, error);
+    }
     const uint64_t kv_bytes_per_cell =
-        2ull * static_cast<uint64_t>(m->hp_.n_layer) * static_cast<uint64_t>(m->hp_.kv_dim()) *
-        static_cast<uint64_t>(kv_traits.block_bytes) / static_cast<uint64_t>(kv_traits.block_size);
+        static_cast<uint64_t>(m->hp_.n_layer) *
+        static_cast<uint64_t>(*dtype_row_bytes(options.kv_type_k, m->hp_.kv_dim()) +
+                              *dtype_row_bytes(options.kv_type_v, m->hp_.kv_dim()));
     int64_t n_ctx = options.n_ctx > 0 ? options.n_ctx : m->hp_.n_ctx_train;
     if (options.n_ctx <= 0) {
         // The training context, capped so the cache takes at most half the memory left after
@@ -68,7 +74,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& bac
             n_ctx = std::max<int64_t>(fits, 256);
         }
     }
-    Result<std::unique_ptr<KvCache>> kv = KvCache::create(m->hp_, backend, n_ctx, options.kv_type);
+    Result<std::unique_ptr<KvCache>> kv =
+        KvCache::create(m->hp_, backend, n_ctx, options.kv_type_k, options.kv_type_v);
     if (!kv) return kv.error();
     m->kv_ = std::move(*kv);
     // A micro-batch never holds more tokens than the cache has cells: no scratch beyond that
@@ -119,6 +126,37 @@ bool Model::block_sparse_applies(const Batch& batch, const std::vector<int32_t>&
 }
 
 Result<std::vector<float>> Model::decode(const Batch& batch, AttentionProbe* probe) {
+    std::vector<float> logits;
+    SIFT_TRY(decode_into(batch, probe, {.logits = &logits}));
+    return logits;
+}
+
+Result<std::vector<int32_t>> Model::decode_argmax(const Batch& batch) {
+    std::vector<int32_t> ids;
+    SIFT_TRY(decode_into(batch, nullptr, {.argmax = &ids}));
+    return ids;
+}
+
+Status Model::warmup() {
+    // A whole micro-batch on a GPU: GEMM libraries pick (and lazily load) kernels by shape, and
+    // the first prompt runs whole micro-batches; on the CPU 64 tokens (above the matrix-vector
+    // widths) initialise everything there is at a fraction of a micro-batch's cost.
+    const int64_t want = backend_.device() == Device::DEVICE_CPU ? 64 : options_.n_ubatch;
+    const int64_t n = std::min<int64_t>(want, kv_->n_cells() - 1);
+    if (n < 1) return {};
+    Batch prompt;
+    for (int64_t i = 0; i < n; ++i)
+        prompt.add(static_cast<int32_t>(i % hp_.n_vocab), static_cast<int32_t>(i), 0, i + 1 == n);
+    SIFT_TRY(decode_argmax(prompt));
+    Batch step;
+    step.add(0, static_cast<int32_t>(n), 0, true);
+    SIFT_TRY(decode_argmax(step));
+    backend_.synchronize();
+    kv_->clear();
+    return {};
+}
+
+Status Model::decode_into(const Batch& batch, AttentionProbe* probe, Outputs out) {
     const size_t n = batch.size();
     if (n == 0) return make_error("empty batch");
     if (batch.pos.size() != n || batch.seq.size() != n || batch.want_logits.size() != n) {
@@ -147,8 +185,14 @@ Result<std::vector<float>> Model::decode(const Batch& batch, AttentionProbe* pro
         return make_error("{} (context is {} tokens; start with a larger -c)", cells.message(),
                           kv_->n_cells());
     }
-    std::vector<float> logits;
-    logits.reserve(static_cast<size_t>(batch.n_outputs() * hp_.n_vocab));
+    if (out.logits != nullptr) {
+        out.logits->clear();
+        out.logits->reserve(static_cast<size_t>(batch.n_outputs() * hp_.n_vocab));
+    }
+    if (out.argmax != nullptr) {
+        out.argmax->clear();
+        out.argmax->reserve(static_cast<size_t>(batch.n_outputs()));
+    }
     ProbeState state;
     if (probe != nullptr && !probe->queries.empty()) {
         state.request = probe;
@@ -166,7 +210,7 @@ Result<std::vector<float>> Model::decode(const Batch& batch, AttentionProbe* pro
     if (use_sparse) sparse.n_qblocks_total = batch.pos.back() / bsa_.params.block + 1;
     for (size_t first = 0; first < n; first += static_cast<size_t>(options_.n_ubatch)) {
         const size_t count = std::min(n - first, static_cast<size_t>(options_.n_ubatch));
-        forward_ubatch(batch, *cells, first, count, logits, state.request ? &state : nullptr,
+        forward_ubatch(batch, *cells, first, count, out, state.request ? &state : nullptr,
                        use_sparse ? &sparse : nullptr);
     }
     if (state.request != nullptr) {
@@ -179,11 +223,11 @@ Result<std::vector<float>> Model::decode(const Batch& batch, AttentionProbe* pro
             probe->probs_max.size() * 4);
         backend_.free(state.buffer);
     }
-    return logits;
+    return {};
 }
 
 void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells, size_t first,
-                           size_t count, std::vector<float>& logits, ProbeState* probe,
+                           size_t count, Outputs outputs, ProbeState* probe,
                            const SparseState* sparse) {
     const int64_t t = static_cast<int64_t>(count);
     Arena arena(scratch_, scratch_bytes_, backend_.device());
@@ -278,6 +322,7 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
     const bool graph_shape = backend_.graph_supported() && t <= kGraphMaxTokens &&
                              c.layer_end == 0 && c.probe == nullptr && c.bsa == nullptr;
     c.cell_end = graph_shape ? graph_cell_end(kv_->used_end(), kv_->n_cells()) : kv_->used_end();
+    Tensor argmax;  // I32 [n_out] on the device when only the argmax of each row leaves it
     if (n_out > 0) {
         c.out_rows = input_part(4 * stride, n_out);
         const size_t bytes = static_cast<size_t>(n_out * hp_.n_vocab) * sizeof(float);
@@ -287,6 +332,15 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
             logits_bytes_ = bytes;
         }
         c.logits = Tensor::view(logits_buf_, DType::F32, {hp_.n_vocab, n_out}, backend_.device());
+        if (outputs.argmax != nullptr) {
+            const auto ids_bytes = static_cast<size_t>(n_out) * sizeof(int32_t);
+            if (ids_bytes > argmax_bytes_) {
+                if (argmax_buf_ != nullptr) backend_.free(argmax_buf_);
+                argmax_buf_ = backend_.alloc(ids_bytes);
+                argmax_bytes_ = ids_bytes;
+            }
+            argmax = Tensor::view(argmax_buf_, DType::I32, {n_out}, backend_.device());
+        }
     } else {
         c.out_rows = Tensor::view(nullptr, DType::I32, {0}, backend_.device());
     }
@@ -304,15 +358,22 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
                 forward_gemma3(c);
                 break;
         }
+        if (argmax.data != nullptr) backend_.argmax(c.logits, argmax);
     };
     if (graphs_ != nullptr && graph_shape && c.dump_dir.empty()) {
-        graphs_->run(GraphKey{t, n_out, c.cell_end, logits_buf_}, compute);
+        graphs_->run(GraphKey{t, n_out, c.cell_end, logits_buf_, argmax.data}, compute);
     } else {
         compute();
     }
     n_dumped_ = c.dump_index;
     bsa_calls_ += bsa.calls;
-    if (n_out > 0) {
+    if (n_out > 0 && outputs.argmax != nullptr) {
+        std::vector<int32_t>& ids = *outputs.argmax;
+        const size_t old = ids.size();
+        ids.resize(old + static_cast<size_t>(n_out));
+        backend_.download(ids.data() + old, argmax, static_cast<size_t>(n_out) * sizeof(int32_t));
+    } else if (n_out > 0 && outputs.logits != nullptr) {
+        std::vector<float>& logits = *outputs.logits;
         const size_t old = logits.size();
         logits.resize(old + static_cast<size_t>(n_out * hp_.n_vocab));
         backend_.download(logits.data() + old, c.logits,

@@ -65,7 +65,10 @@ struct BlockSparseOptions {
 
 struct ModelOptions {
     int64_t n_ctx = 0;  // KV cells; 0 = the model's training context
-    DType kv_type = DType::F16;
+    // KV cache element types, each f32, f16 or q8_0 (llama.cpp's -ctk/-ctv): q8_0 takes about
+    // half of f16's bytes; each value is off by at most 1/254 of its 32-value block's largest.
+    DType kv_type_k = DType::F16;
+    DType kv_type_v = DType::F16;
     int32_t n_ubatch = 512;   // tokens per forward chunk (bounds activation memory)
     std::string dump_layers;  // directory for per-layer hidden states ("" = off)
     // Replay decode steps (micro-batches of up to kGraphMaxTokens tokens) as captured graphs
@@ -91,6 +94,16 @@ class Model {
     // Returns the logits of tokens with want_logits, [n_outputs][n_vocab] row-major on the host.
     // With a probe, also fills probe->probs_max (see AttentionProbe).
     Result<std::vector<float>> decode(const Batch& batch, AttentionProbe* probe = nullptr);
+    // As decode, but returns for each token with want_logits only the index of its largest
+    // logit (the lowest on ties), found on the device: greedy sampling without moving n_vocab
+    // floats per row to the host.
+    Result<std::vector<int32_t>> decode_argmax(const Batch& batch);
+
+    // Runs the forward once on a prompt (a whole micro-batch on a GPU, 64 tokens on the CPU)
+    // and one decode step, then clears the cache: math libraries initialise and kernels load
+    // here instead of inside the first request's time to first token (cuBLAS's first GEMMs
+    // cost ~70 ms on an H100). llama.cpp and vLLM warm up the same way.
+    Status warmup();
 
     // Block-sparse attention for later decodes (off by default).
     void set_block_sparse(const BlockSparseOptions& options) { bsa_ = options; }
@@ -106,9 +119,14 @@ class Model {
     Model(Backend& backend) : backend_(backend) {}
     struct ProbeState;
     struct SparseState;
+    // What a decode hands back: the logits of the wanted rows, or only their argmax.
+    struct Outputs {
+        std::vector<float>* logits = nullptr;
+        std::vector<int32_t>* argmax = nullptr;
+    };
+    Status decode_into(const Batch& batch, AttentionProbe* probe, Outputs out);
     void forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells, size_t first,
-                        size_t count, std::vector<float>& logits, ProbeState* probe,
-                        const SparseState* sparse);
+                        size_t count, Outputs out, ProbeState* probe, const SparseState* sparse);
     bool block_sparse_applies(const Batch& batch, const std::vector<int32_t>& cells,
                               int64_t& cell_begin) const;
 
@@ -123,6 +141,8 @@ class Model {
     size_t scratch_bytes_ = 0;
     void* logits_buf_ = nullptr;  // grows to the largest number of wanted rows
     size_t logits_bytes_ = 0;
+    void* argmax_buf_ = nullptr;  // I32, one per wanted row; grows
+    size_t argmax_bytes_ = 0;
     int64_t n_dumped_ = 0;
     BlockSparseOptions bsa_;
     int64_t bsa_calls_ = 0;

@@ -56,7 +56,9 @@ Result<double> run_once(Model& model, const BenchTest& test, std::mt19937_64& rn
     for (int64_t i = 0; i < test.n_gen; ++i) {
         Batch batch;
         batch.add(tokens[static_cast<size_t>(i)], static_cast<int32_t>(test.depth + i), 0, true);
-        Result<std::vector<float>> r = model.decode(batch);
+        // Each step ends with the next token's id on the host, as greedy generation does
+        // (the argmax found on the device; penalties or temperature would add the logits copy).
+        Result<std::vector<int32_t>> r = model.decode_argmax(batch);
         if (!r) return r.error();
     }
     model.backend().synchronize();

@@ -47,10 +47,26 @@ Result<GenerateResult> generate(Model& model, const Tokenizer& tokenizer,
         batch.add(prompt[i], p, 0, i + 1 == prompt.size());
         if (!params.positions.empty()) next_pos = std::max(next_pos, p + 1);
     }
-    Result<std::vector<float>> logits = model.decode(batch);
-    if (!logits) return logits.error();
+    // Plain greedy decoding takes each next token's argmax on the device (only ids leave it);
+    // otherwise the logits of the last token come to the host for the sampler.
+    const bool argmax_on_device = sampler.plain_greedy() && !params.keep_prompt_logits;
+    std::vector<float> logits;
+    std::vector<int32_t> argmax;
+    auto run = [&](const Batch& b) -> Status {
+        if (argmax_on_device) {
+            Result<std::vector<int32_t>> ids = model.decode_argmax(b);
+            if (!ids) return ids.error();
+            argmax = std::move(*ids);
+        } else {
+            Result<std::vector<float>> l = model.decode(b);
+            if (!l) return l.error();
+            logits = std::move(*l);
+        }
+        return {};
+    };
+    SIFT_TRY(run(batch));
     result.prefill_seconds = seconds_since(start);
-    if (params.keep_prompt_logits) result.prompt_logits = *logits;
+    if (params.keep_prompt_logits) result.prompt_logits = logits;
     if (params.n_predict == 0) {
         result.stop_reason = "prefill";
         result.ttft_seconds = result.prefill_seconds;
@@ -67,7 +83,7 @@ Result<GenerateResult> generate(Model& model, const Tokenizer& tokenizer,
     int32_t pos = params.positions.empty() ? static_cast<int32_t>(prompt.size()) : next_pos;
     Clock::time_point decode_start;
     while (true) {
-        const int32_t id = sampler.sample(*logits);
+        const int32_t id = argmax_on_device ? argmax.back() : sampler.sample(logits);
         if (result.tokens.empty()) {
             result.ttft_seconds = seconds_since(start);
             decode_start = Clock::now();
@@ -94,8 +110,7 @@ Result<GenerateResult> generate(Model& model, const Tokenizer& tokenizer,
         }
         Batch next;
         next.add(id, pos++, 0, true);
-        logits = model.decode(next);
-        if (!logits) return logits.error();
+        SIFT_TRY(run(next));
     }
     if (!stops.stopped()) emit(stops.push(decoder.flush()) + stops.flush());
     result.decode_seconds = result.tokens.size() > 1 ? seconds_since(decode_start) : 0;

@@ -34,6 +34,12 @@ class Sampler {
     void reset();
 
     const SamplerParams& params() const { return params_; }
+    // Greedy without penalties: the choice is the argmax of the raw logits (lowest index on
+    // ties), which a backend can find where the logits are (Model::decode_argmax).
+    bool plain_greedy() const {
+        return params_.temperature <= 0 && params_.repeat_penalty == 1.0f &&
+               params_.frequency_penalty == 0 && params_.presence_penalty == 0;
+    }
 
   private:
     SamplerParams params_;

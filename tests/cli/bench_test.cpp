@@ -55,6 +55,38 @@ TEST(BenchCli, MarkdownAndCsv) {
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;  // header + one row
 }
 
+// --cache-type sets K and V, --cache-type-k/-v each; the table shows a kv column only when the
+// cache is not F16, json and csv always carry type_k and type_v.
+TEST(BenchCli, CacheTypes) {
+    const std::string qwen3 =
+        (std::filesystem::path(SIFT_TEST_DATA) / "models" / "tiny-qwen3" / "model.gguf").string();
+    auto bench_on = [&](const std::string& model, const std::string& args) {
+        return fmt::format("{} bench -m {} --peak-bw 10 {}", SIFT_BINARY, shell_quote(model), args);
+    };
+    CommandResult r =
+        run_command(bench_on(qwen3, "-p 8 -n 4 -r 1 --cache-type-k q8_0 --cache-type-v q8_0"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("| test | kv | t/s |"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("| tg4 | q8_0 |"), std::string::npos) << r.out;
+    r = run_command(bench_on(qwen3, "-p 0 -n 4 -r 1 --cache-type q8_0 --cache-type-v f16 -o json"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json rows = nlohmann::json::parse(r.out);
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0]["type_k"], "q8_0");
+    EXPECT_EQ(rows[0]["type_v"], "f16");
+    r = run_command(bench("-p 8 -n 0 -r 1"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.find("| kv |"), std::string::npos) << r.out;  // f16: no column
+    r = run_command(bench("-p 8 --cache-type-v q4_0"));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("unknown --cache-type-v 'q4_0' (accepted: f32, f16, q8_0)"),
+              std::string::npos)
+        << r.err;
+    r = run_command(bench("-p 8 --cache-type-k q8_0"));  // tiny-qwen2: head_dim 16
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("q8_0 needs head_dim a multiple of 32"), std::string::npos) << r.err;
+}
+
 TEST(BenchCli, BadArgumentsAreNamed) {
     CommandResult r = run_command(bench("-p 8,x"));
     EXPECT_EQ(r.exit_code, 1);

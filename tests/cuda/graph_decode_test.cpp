@@ -119,6 +119,38 @@ TEST_P(CudaGraphDecode, GreedyDecodeMatchesDirectOps) {
     EXPECT_LE(s.fallbacks, 2);  // only where a capture saw the scratch grow
 }
 
+// Greedy decoding with the argmax on the device (decode_argmax, captured in the graphs with
+// the rest of the step) picks the tokens the host picks from the same logits.
+TEST_P(CudaGraphDecode, ArgmaxOnTheDeviceMatchesTheLogits) {
+    std::unique_ptr<Model> host = load(true), device = load(true);
+    ASSERT_TRUE(host && device);
+    const size_t n_vocab = static_cast<size_t>(host->hparams().n_vocab);
+    constexpr int kPrompt = 24, kSteps = 40;
+    std::mt19937 rng(12);
+    Batch prompt;
+    for (int i = 0; i < kPrompt; ++i)
+        prompt.add(static_cast<int32_t>(rng() % n_vocab), i, 0, i >= kPrompt - 3);
+    Result<std::vector<float>> logits = host->decode(prompt);
+    Result<std::vector<int32_t>> ids = device->decode_argmax(prompt);
+    ASSERT_TRUE(logits.ok() && ids.ok());
+    for (int step = 0; step <= kSteps; ++step) {
+        const size_t rows = ids->size();
+        ASSERT_EQ(logits->size(), rows * n_vocab);
+        for (size_t r = 0; r < rows; ++r) {
+            const auto row = logits->begin() + static_cast<std::ptrdiff_t>(r * n_vocab);
+            const auto want = static_cast<int32_t>(
+                std::max_element(row, row + static_cast<std::ptrdiff_t>(n_vocab)) - row);
+            ASSERT_EQ((*ids)[r], want) << "step " << step << " row " << r;
+        }
+        Batch one;
+        one.add(ids->back(), kPrompt + step, 0, true);
+        logits = host->decode(one);
+        ids = device->decode_argmax(one);
+        ASSERT_TRUE(logits.ok() && ids.ok());
+    }
+    EXPECT_GT(device->graph_stats().launches, 0);
+}
+
 TEST_P(CudaGraphDecode, ShapeChangesStaleGraphsAndACacheReused) {
     std::unique_ptr<Model> direct = load(false), graphed = load(true);
     ASSERT_TRUE(direct && graphed);

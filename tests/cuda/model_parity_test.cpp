@@ -159,7 +159,7 @@ TEST_P(CudaSyntheticParity, PrefillAndDecodeMatchTheCpu) {
     mo.n_ctx = 512;
     Result<std::unique_ptr<Model>> on_gpu = Model::load(path, *gpu, mo);
     ASSERT_TRUE(on_gpu.ok()) << on_gpu.message();
-    mo.kv_type = DType::F32;
+    mo.kv_type_k = mo.kv_type_v = DType::F32;
     Result<std::unique_ptr<Model>> on_cpu = Model::load(path, *cpu, mo);
     ASSERT_TRUE(on_cpu.ok()) << on_cpu.message();
     const size_t n_vocab = static_cast<size_t>((*on_cpu)->hparams().n_vocab);

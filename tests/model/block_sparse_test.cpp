@@ -36,7 +36,7 @@ class BlockSparseModel : public testing::Test {
         ModelOptions o;
         o.n_ctx = 512;
         o.n_ubatch = n_ubatch;
-        o.kv_type = DType::F32;
+        o.kv_type_k = o.kv_type_v = DType::F32;
         Result<std::unique_ptr<Model>> m = Model::load(path_, *backend_, o);
         EXPECT_TRUE(m.ok()) << m.message();
         return m.ok() ? std::move(*m) : nullptr;

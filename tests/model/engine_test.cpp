@@ -3,6 +3,7 @@
 // full forward.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <random>
@@ -44,7 +45,7 @@ class Engine : public testing::TestWithParam<const ModelShape*> {
         ModelOptions o;
         o.n_ctx = n_ctx;
         o.n_ubatch = n_ubatch;
-        o.kv_type = DType::F32;
+        o.kv_type_k = o.kv_type_v = DType::F32;
         Result<std::unique_ptr<Model>> m = Model::load(path_, *backend_, o);
         EXPECT_TRUE(m.ok()) << m.message();
         return m.ok() ? std::move(*m) : nullptr;
@@ -109,6 +110,47 @@ TEST_P(Engine, BatchWithoutOutputsFillsTheCache) {
     const std::vector<float> all = run_all(*full, ids);
     const size_t v = static_cast<size_t>(full->hparams().n_vocab);
     expect_close(std::vector<float>(all.end() - static_cast<long>(v), all.end()), last, "fill");
+}
+
+// decode_argmax gives, for every wanted row (across micro-batches, rows skipped), the index of
+// the row's largest logit, the same as the host finds in decode's logits.
+TEST_P(Engine, ArgmaxDecodeMatchesTheLogits) {
+    const std::vector<int32_t> ids = prompt(23);
+    Batch b;
+    for (size_t i = 0; i < ids.size(); ++i) b.add(ids[i], static_cast<int32_t>(i), 0, i % 3 != 1);
+    std::unique_ptr<Model> a = load(5), g = load(5);
+    Result<std::vector<float>> logits = a->decode(b);
+    Result<std::vector<int32_t>> argmax = g->decode_argmax(b);
+    ASSERT_TRUE(logits.ok() && argmax.ok()) << logits.message() << argmax.message();
+    const size_t v = static_cast<size_t>(a->hparams().n_vocab);
+    ASSERT_EQ(argmax->size(), static_cast<size_t>(b.n_outputs()));
+    ASSERT_EQ(logits->size(), argmax->size() * v);
+    std::vector<int32_t> expected;
+    for (size_t r = 0; r < argmax->size(); ++r) {
+        const auto row = logits->begin() + static_cast<std::ptrdiff_t>(r * v);
+        expected.push_back(static_cast<int32_t>(
+            std::max_element(row, row + static_cast<std::ptrdiff_t>(v)) - row));
+    }
+    EXPECT_EQ(*argmax, expected);
+    // And the next step, one token, on the caches both filled.
+    Batch one;
+    one.add(expected.back(), static_cast<int32_t>(ids.size()), 0, true);
+    logits = a->decode(one);
+    argmax = g->decode_argmax(one);
+    ASSERT_TRUE(logits.ok() && argmax.ok());
+    ASSERT_EQ(argmax->size(), 1u);
+    EXPECT_EQ((*argmax)[0], static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) -
+                                                 logits->begin()));
+}
+
+// A warm-up leaves nothing behind: an empty cache, and the next prompt gives a fresh model's
+// logits.
+TEST_P(Engine, WarmupLeavesAnEmptyCache) {
+    const std::vector<int32_t> ids = prompt(12);
+    std::unique_ptr<Model> warm = load(), fresh = load();
+    ASSERT_TRUE(warm->warmup().ok());
+    EXPECT_EQ(warm->kv().used_end(), 0);
+    expect_close(run_all(*fresh, ids), run_all(*warm, ids), "after warm-up");
 }
 
 TEST_P(Engine, MicroBatchesMatchOneForward) {

@@ -179,7 +179,7 @@ class GraphDecode : public testing::TestWithParam<const ModelShape*> {
     std::unique_ptr<Model> load(bool graphs) {
         ModelOptions o;
         o.n_ctx = 400;  // not a multiple of kGraphCellBlock: the last bucket is clamped
-        o.kv_type = DType::F32;
+        o.kv_type_k = o.kv_type_v = DType::F32;
         o.cuda_graphs = graphs;
         Result<std::unique_ptr<Model>> m = Model::load(path_, *backend_, o);
         EXPECT_TRUE(m.ok()) << m.message();

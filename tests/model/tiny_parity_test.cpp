@@ -37,7 +37,7 @@ TEST(TinyParity, EveryModelEveryPromptEveryPosition) {
         const nlohmann::json manifest = nlohmann::json::parse(manifest_file);
         ModelOptions mo;
         mo.n_ctx = 128;
-        mo.kv_type = DType::F32;
+        mo.kv_type_k = mo.kv_type_v = DType::F32;
         Result<std::unique_ptr<Model>> model =
             Model::load(dir + manifest["gguf"].get<std::string>(), *backend, mo);
         ASSERT_TRUE(model.ok()) << entry["name"] << ": " << model.message();

@@ -141,9 +141,11 @@ void load_rows(const AttentionJob& job, const Tensor& t, int64_t c0, int64_t n, 
         const uint8_t* src = kv_row(t, c0 + j, head);
         if (t.type == DType::F32) {
             std::memcpy(dst + j * job.head_dim, src, static_cast<size_t>(job.head_dim) * 4);
-        } else {
+        } else if (t.type == DType::F16) {
             job.kern->f16_to_f32(reinterpret_cast<const uint16_t*>(src), dst + j * job.head_dim,
                                  job.head_dim);
+        } else {
+            dequantize_row(DType::Q8_0, src, dst + j * job.head_dim, job.head_dim);
         }
     }
 }
@@ -319,8 +321,8 @@ void check_inputs(const AttentionInputs& in, const Tensor& out) {
     SIFT_CHECK(out.type == DType::F32 && out.nb[0] == 4 && out.ne == q.ne,
                "attention: out must match q");
     for (const Tensor* t : {&k, &v}) {
-        SIFT_CHECK(t->type == DType::F32 || t->type == DType::F16,
-                   "attention: K/V must be F16 or F32");
+        SIFT_CHECK(t->type == DType::F32 || t->type == DType::F16 || t->type == DType::Q8_0,
+                   "attention: K/V must be F32, F16 or Q8_0");
         SIFT_CHECK(t->nb[0] == dtype_traits(t->type).block_bytes,
                    "attention: K/V head rows must be contiguous");
         SIFT_CHECK(t->ne[0] == q.ne[0] && t->ne[1] == k.ne[1] && t->ne[2] >= in.cell_end,

@@ -42,7 +42,9 @@ void cpu_attention_block_select(CpuContext& ctx, const AttentionInputs& in,
                                 int64_t n_qblocks_total, Tensor mask) {
     const Tensor &q = in.q, &k = in.k;
     SIFT_CHECK(q.type == DType::F32 && q.nb[0] == 4, "block-sparse: q must be F32");
-    SIFT_CHECK(k.type == DType::F32 || k.type == DType::F16, "block-sparse: K must be F16/F32");
+    SIFT_CHECK((k.type == DType::F32 || k.type == DType::F16 || k.type == DType::Q8_0) &&
+                   k.nb[0] == dtype_traits(k.type).block_bytes,
+               "block-sparse: K must be F32/F16/Q8_0 with contiguous head rows");
     SIFT_CHECK(k.ne[0] == q.ne[0] && k.ne[1] > 0 && q.ne[1] % k.ne[1] == 0 &&
                    k.ne[2] >= in.cell_end && 0 <= in.cell_begin && in.cell_begin <= in.cell_end,
                "block-sparse: q/K shapes");
@@ -55,7 +57,8 @@ void cpu_attention_block_select(CpuContext& ctx, const AttentionInputs& in,
 
     // meanK [n_kblocks][n_kv][hd]: mean of the block's cells of the sequence up to pos_last.
     std::vector<float> mean_k(static_cast<size_t>(g.n_kblocks * n_kv * hd), 0.0f);
-    ctx.pool.parallel_for(g.n_kblocks, 1, [&](int64_t begin, int64_t end, int) {
+    ctx.pool.parallel_for(g.n_kblocks, 1, [&](int64_t begin, int64_t end, int thread) {
+        float* key = ctx.thread_scratch[thread].get<float>(hd);
         for (int64_t n = begin; n < end; ++n) {
             float* dst = mean_k.data() + n * n_kv * hd;
             int64_t count = 0;
@@ -65,14 +68,10 @@ void cpu_attention_block_select(CpuContext& ctx, const AttentionInputs& in,
                     continue;
                 ++count;
                 for (int64_t h = 0; h < n_kv; ++h) {
-                    const uint8_t* row =
-                        static_cast<const uint8_t*>(k.data) + c * k.nb[2] + h * k.nb[1];
-                    for (int64_t d = 0; d < hd; ++d) {
-                        dst[h * hd + d] +=
-                            k.type == DType::F32
-                                ? reinterpret_cast<const float*>(row)[d]
-                                : fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[d]);
-                    }
+                    dequantize_row(k.type,
+                                   static_cast<const uint8_t*>(k.data) + c * k.nb[2] + h * k.nb[1],
+                                   key, hd);
+                    for (int64_t d = 0; d < hd; ++d) dst[h * hd + d] += key[d];
                 }
             }
             if (count > 0) {

@@ -23,7 +23,7 @@ void load_key(const Tensor& k, int64_t cell, int64_t head, float* dst) {
     if (k.type == DType::F32) {
         std::memcpy(dst, src, static_cast<size_t>(k.ne[0]) * 4);
     } else {
-        dequantize_row(DType::F16, src, dst, k.ne[0]);
+        dequantize_row(k.type, src, dst, k.ne[0]);  // F16 or Q8_0
     }
 }
 
@@ -50,9 +50,10 @@ void cpu_attention_probe(CpuContext& ctx, const AttentionInputs& in, const Atten
     const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_q = q.ne[2];
     const int64_t n_kv = k.ne[1], n_range = in.cell_end - in.cell_begin;
     SIFT_CHECK(q.type == DType::F32 && q.nb[0] == 4, "attention_probe: q must be F32");
-    SIFT_CHECK((k.type == DType::F32 || k.type == DType::F16) && k.ne[0] == head_dim &&
-                   k.nb[0] == dtype_traits(k.type).block_bytes && k.ne[2] >= in.cell_end,
-               "attention_probe: K must be F16/F32 [head_dim, n_kv, cells]");
+    SIFT_CHECK((k.type == DType::F32 || k.type == DType::F16 || k.type == DType::Q8_0) &&
+                   k.ne[0] == head_dim && k.nb[0] == dtype_traits(k.type).block_bytes &&
+                   k.ne[2] >= in.cell_end,
+               "attention_probe: K must be F32/F16/Q8_0 [head_dim, n_kv, cells]");
     SIFT_CHECK(n_kv > 0 && n_head % n_kv == 0, "attention_probe: {} heads over {} KV heads", n_head,
                n_kv);
     SIFT_CHECK(0 <= in.cell_begin && in.cell_begin <= in.cell_end, "attention_probe: cell range");

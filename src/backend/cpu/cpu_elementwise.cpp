@@ -209,6 +209,7 @@ void cpu_geglu(CpuContext& ctx, const Tensor& gate, const Tensor& up, Tensor out
 }
 
 void cpu_set_rows(CpuContext& ctx, const Tensor& src, const Tensor& idx, Tensor dst) {
+    if (dst.type == DType::Q8_0) return cpu_set_rows_q8_0(ctx, src, idx, dst);  // a Q8_0 KV cache
     check_f32_rows(src, "set_rows", "src");
     SIFT_CHECK(dst.type == DType::F32 || dst.type == DType::F16,
                "set_rows: dst must be F32 or F16");

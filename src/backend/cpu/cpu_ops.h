@@ -51,8 +51,10 @@ void cpu_rope(CpuContext& ctx, const Tensor& x, const Tensor& pos, const RopePar
 // gate, up, out F32 [n, T].
 void cpu_swiglu(CpuContext& ctx, const Tensor& gate, const Tensor& up, Tensor out);
 void cpu_geglu(CpuContext& ctx, const Tensor& gate, const Tensor& up, Tensor out);
-// src F32 [w, T], idx I32 [T], dst F32/F16 [w, n_rows].
+// src F32 [w, T], idx I32 [T], dst F32/F16/Q8_0 [w, n_rows].
 void cpu_set_rows(CpuContext& ctx, const Tensor& src, const Tensor& idx, Tensor dst);
+// cpu_kv_quant.cpp: set_rows into Q8_0 rows (a Q8_0 KV cache), by the reference quantizer.
+void cpu_set_rows_q8_0(CpuContext& ctx, const Tensor& src, const Tensor& idx, Tensor dst);
 // x F32 [n, T] -> out I32 [T].
 void cpu_argmax(CpuContext& ctx, const Tensor& x, Tensor out);
 

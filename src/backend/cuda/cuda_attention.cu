@@ -1,9 +1,12 @@
 // cuda_attention: checks the inputs (as the CPU does), picks a kernel (attention_select), and
 // runs it: the tensor-core prefill kernel (cuda_attention_mma.cu) or the general split-K kernel
-// (cuda_attention_vec.cu) followed, when the cells were split, by attention_combine here.
+// (cuda_attention_vec.cu) followed, when the cells were split, by attention_combine here. A Q8_0
+// cache is read directly by the split-K kernel (decode) or first converted to F16 over the
+// attended cells (prefill; cuda_kv_quant.cu).
 #include <algorithm>
 
 #include "backend/cuda/cuda_attention.cuh"
+#include "backend/cuda/cuda_kv_quant.cuh"
 #include "backend/cuda/cuda_ops.h"
 
 namespace sift::cuda {
@@ -86,7 +89,7 @@ __global__ void attention_combine_kernel(const float* partial, int n_split, int 
     }
 }
 
-enum class AttnKernel { ATTN_MMA, ATTN_VEC };
+enum class AttnKernel { ATTN_MMA, ATTN_VEC, ATTN_Q8_TO_F16 };
 
 struct AttnPlan {
     AttnKernel kernel = AttnKernel::ATTN_VEC;
@@ -101,14 +104,26 @@ bool aligned16(const void* p, int64_t nb1, int64_t nb2) {
 // The one place attention picks its kernel and work split.
 AttnPlan attention_select(const CudaContext& ctx, const AttentionInputs& in, const AttnArgs& a) {
     AttnPlan plan;
-    const bool f16_kv = in.k.type == DType::F16 && in.v.type == DType::F16;
+    const DType kt = in.k.type, vt = in.v.type;
+    const bool q8 = kt == DType::Q8_0 || vt == DType::Q8_0;
+    auto f16_or_q8 = [](DType t) { return t == DType::F16 || t == DType::Q8_0; };
     // Tensor cores for prompts: a 64-token Q tile is then at least a quarter full; below 16
     // tokens most of each mma is padding and the vec kernel, which reads every K/V row once for
     // all query heads of a KV head, moves less memory. The mma kernel needs F16 K/V (its
     // operand type), a head_dim it is instantiated for, and 16-byte rows for cp.async/float4.
-    if (f16_kv && a.n_tokens >= 16 && attention_mma_supported(a.head_dim) &&
-        aligned16(a.q, a.q_nb1, a.q_nb2) && aligned16(a.out, a.out_nb1, a.out_nb2)) {
+    const bool mma_shape = a.n_tokens >= 16 && attention_mma_supported(a.head_dim) &&
+                           aligned16(a.q, a.q_nb1, a.q_nb2) &&
+                           aligned16(a.out, a.out_nb1, a.out_nb2);
+    if (mma_shape && kt == DType::F16 && vt == DType::F16) {
         plan.kernel = AttnKernel::ATTN_MMA;
+        return plan;
+    }
+    // Q8_0 for a prompt: one F16 copy of the attended cells (each converted row then serves a
+    // whole query tile) and the tensor cores. Decode reads Q8_0 in the vec kernel (half the
+    // bytes of F16, and no scratch to grow inside a captured graph); what it does not read
+    // (F32 beside Q8_0, a cache base not 16-byte aligned) is converted too.
+    if (q8 && ((mma_shape && f16_or_q8(kt) && f16_or_q8(vt)) || !attention_vec_reads(kt, vt, a))) {
+        plan.kernel = AttnKernel::ATTN_Q8_TO_F16;
         return plan;
     }
     // Vec kernel: split the cells when (token, KV head, head chunk) blocks would not fill the
@@ -135,14 +150,16 @@ void check_inputs(const AttentionInputs& in, const Tensor& out) {
     SIFT_CHECK(out.type == DType::F32 && out.nb[0] == 4 && out.ne == q.ne,
                "attention: out must match q");
     for (const Tensor* t : {&k, &v}) {
-        SIFT_CHECK(t->type == DType::F32 || t->type == DType::F16,
-                   "attention: K/V must be F16 or F32");
+        SIFT_CHECK(t->type == DType::F32 || t->type == DType::F16 || t->type == DType::Q8_0,
+                   "attention: K/V must be F32, F16 or Q8_0");
         SIFT_CHECK(t->nb[0] == dtype_traits(t->type).block_bytes,
                    "attention: K/V head rows must be contiguous");
         SIFT_CHECK(t->ne[0] == q.ne[0] && t->ne[1] == k.ne[1] && t->ne[2] >= in.cell_end,
                    "attention: K/V shape");
-        // The kernels read K/V in 16-byte pieces (cp.async, uint4).
-        SIFT_CHECK(aligned16(t->data, t->nb[1], t->nb[2]) && t->row_bytes() % 16 == 0,
+        // The kernels read F16/F32 K/V in 16-byte pieces (cp.async, uint4); Q8_0 rows are
+        // checked where they are read (attention_vec_reads, kv_q8_0_to_f16).
+        SIFT_CHECK(t->type == DType::Q8_0 ||
+                       (aligned16(t->data, t->nb[1], t->nb[2]) && t->row_bytes() % 16 == 0),
                    "attention (CUDA): K/V rows must be whole, 16-byte aligned 16-byte chunks");
     }
     SIFT_CHECK(q.ne[0] <= 256, "attention (CUDA): head_dim {} above 256", q.ne[0]);
@@ -218,6 +235,9 @@ void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const Attention
     if (a.n_tokens == 0 || a.n_head == 0) return;
 
     const AttnPlan plan = attention_select(ctx, in, a);
+    if (plan.kernel == AttnKernel::ATTN_Q8_TO_F16) {
+        return cuda_attention(ctx, kv_q8_0_to_f16(ctx, in, true), params, out);  // now F16/F32
+    }
     if (plan.kernel == AttnKernel::ATTN_MMA) {
         const int n_cells = static_cast<int>(a.cell_end - a.cell_begin);
         const int n_spans = (n_cells + kSpanCells - 1) / kSpanCells;
@@ -238,8 +258,7 @@ void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const Attention
             static_cast<float*>(ctx.scratch_a.get(static_cast<size_t>(a.n_tokens) * a.n_head *
                                                   plan.n_split * (a.head_dim + 2) * sizeof(float)));
     }
-    attention_vec_launch(ctx, a, in.k.type == DType::F16, in.v.type == DType::F16, plan.n_split,
-                         plan.tiles_per_split, partial);
+    attention_vec_launch(ctx, a, in.k.type, in.v.type, plan.n_split, plan.tiles_per_split, partial);
     if (plan.n_split > 1) {
         attention_combine_kernel<<<static_cast<unsigned>(a.n_tokens) * a.n_head, 128,
                                    plan.n_split * sizeof(float), ctx.stream>>>(

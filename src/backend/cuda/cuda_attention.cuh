@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_context.h"
+#include "tensor/dtype.h"
 
 namespace sift::cuda {
 
@@ -27,7 +28,7 @@ struct CellSpan {
 struct AttnArgs {
     const float* q;  // [head_dim, n_head, n_tokens]
     int64_t q_nb1, q_nb2;
-    const void* k;  // [head_dim, n_head_kv, n_cells] F16/F32
+    const void* k;  // [head_dim, n_head_kv, n_cells] F16/F32/Q8_0
     int64_t k_nb1, k_nb2;
     const void* v;
     int64_t v_nb1, v_nb2;
@@ -81,10 +82,12 @@ __device__ __forceinline__ void cp_async_wait_1() {
     asm volatile("cp.async.wait_group 1;\n" ::);
 }
 
-// cuda_attention_vec.cu: any head_dim <= 256 (a multiple of 16 bytes of K/V), F16/F32 K and V.
-// One block per (token, KV head, up to 8 of its query heads, cell split). n_split > 1 writes
-// partial (m, l, acc) rows to `partial` for attention_combine.
-void attention_vec_launch(CudaContext& ctx, const AttnArgs& a, bool k_f16, bool v_f16, int n_split,
+// cuda_attention_vec.cu: any head_dim <= 256 (a multiple of 16 bytes of K/V), F16/F32 K and V,
+// and Q8_0 beside Q8_0 or F16 from a 16-byte aligned cache (attention_vec_reads). One block per
+// (token, KV head, up to 8 of its query heads, cell split). n_split > 1 writes partial (m, l,
+// acc) rows to `partial` for attention_combine.
+bool attention_vec_reads(DType k, DType v, const AttnArgs& a);
+void attention_vec_launch(CudaContext& ctx, const AttnArgs& a, DType k, DType v, int n_split,
                           int tiles_per_split, float* partial);
 constexpr int kVecTile = 32;  // cells per step of the vec kernel
 constexpr int kVecRows = 8;   // query heads per vec block

@@ -9,6 +9,7 @@
 #include <cuda_fp16.h>
 
 #include "backend/cuda/cuda_attention.cuh"
+#include "backend/cuda/cuda_kv_quant.cuh"
 #include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_ops.h"
 
@@ -254,6 +255,10 @@ bool aligned16(const void* p, int64_t nb1, int64_t nb2) {
 void cuda_attention_block_select(CudaContext& ctx, const AttentionInputs& in,
                                  const AttentionParams& params, const BlockSparseParams& bs,
                                  int64_t n_qblocks_total, Tensor block_mask) {
+    if (in.k.type == DType::Q8_0) {  // a Q8_0 cache: the kernels below on an F16 copy of K
+        return cuda_attention_block_select(ctx, kv_q8_0_to_f16(ctx, in, false), params, bs,
+                                           n_qblocks_total, block_mask);
+    }
     const Tensor &q = in.q, &k = in.k, &bm = block_mask;
     SIFT_CHECK(q.type == DType::F32 && q.nb[0] == 4 && aligned16(q.data, q.nb[1], q.nb[2]),
                "block-sparse (CUDA): q must be F32 with 16-byte aligned rows");

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cuda/cuda_kv_quant.cuh"
 #include "backend/cuda/cuda_ops.h"
 
 namespace sift::cuda {
@@ -210,6 +211,9 @@ __global__ void probe_reduce_heads(const float* logits, const float* row_max, co
 void cuda_attention_probe(CudaContext& ctx, const AttentionInputs& in,
                           const AttentionParams& params, const RopeParams* unrope,
                           Tensor probs_max) {
+    if (in.k.type == DType::Q8_0) {  // a Q8_0 cache: the kernel below on an F16 copy of K
+        return cuda_attention_probe(ctx, kv_q8_0_to_f16(ctx, in, false), params, unrope, probs_max);
+    }
     const Tensor &q = in.q, &k = in.k;
     const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_q = q.ne[2];
     const int64_t n_range = in.cell_end - in.cell_begin;

@@ -8,6 +8,13 @@
 // buffered: the next visible step loads while this one computes), one score per (head, cell)
 // thread, an online-softmax update per head by one warp, then P V with each thread owning
 // 16 bytes' worth of output columns of one head.
+//
+// A Q8_0 K or V (a q8_0 KV cache: half the bytes of F16 per decoded token) arrives raw: its rows
+// (34 bytes per 32 values, only 2-byte aligned) as the 16-byte aligned chunks that cover them,
+// the chunk past the row's end trimmed by cp.async's source size. Each step is then unpacked
+// once, for all the block's query heads, into F32 d * q: exactly the CPU's dequantized values
+// (an F16 scale times an int8 is exact in F32). The dot products run the F32 code, which needs
+// no conversion per head and, at 4 values per 16 bytes, spreads P V over all four warps.
 #include <cuda_fp16.h>
 
 #include "backend/cuda/cuda_attention.cuh"
@@ -17,6 +24,44 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
+constexpr int kQ8Block = 32;  // values per Q8_0 block
+constexpr int kQ8Bytes = 34;  // F16 scale + 32 int8
+
+// K or V held as Q8_0 blocks (a template argument beside __half and float).
+struct q8_0_kv {};
+
+// How one of K and V is staged: Elem is the element type of the shared-memory rows the dot
+// products read (a Q8_0 side reads its unpacked F32 values).
+template <typename T>
+struct VecSide {
+    using Elem = T;
+    static constexpr bool kQ8 = false;
+};
+template <>
+struct VecSide<q8_0_kv> {
+    using Elem = float;
+    static constexpr bool kQ8 = true;
+};
+
+// The 16-byte chunks that cover a Q8_0 row at any even offset from a 16-byte boundary (the raw
+// row stride in shared memory is 16 bytes each).
+__host__ __device__ inline int q8_row_bytes(int head_dim) {
+    return head_dim / kQ8Block * kQ8Bytes;
+}
+__host__ __device__ inline int q8_chunks(int head_dim) {
+    return (q8_row_bytes(head_dim) + 30) / 16;
+}
+
+// 16 bytes global -> shared, of which only the first `bytes` are read (the rest zero-filled).
+__device__ __forceinline__ void cp_async16_n(void* dst, const void* src, int bytes) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(bytes));
+}
+
+// Byte k of u (an int8 biased by 0x80) as F32, exactly: 0x4B0000XX is 2^23 + XX.
+__device__ __forceinline__ float i8_to_float(uint32_t u, int k) {
+    return __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540 | k)) - 8388736.0f;  // 2^23 + 128
+}
 
 template <typename T>
 __device__ __forceinline__ void chunk_to_float(const uint4& c, float* f);  // 16 bytes -> floats
@@ -38,24 +83,40 @@ __device__ __forceinline__ void chunk_to_float<float>(const uint4& c, float* f) 
     f[3] = __uint_as_float(c.w);
 }
 
-// Shared memory: q [kVecRows][D] F32, p [kVecRows][32], alpha/l/m [kVecRows], then K and V steps
-// [2 stages][32 cells][row bytes + 16] (padded: no bank conflicts).
+// Shared memory: q [kVecRows][D] F32, p [kVecRows][32], alpha/l/m [kVecRows], then the K and V
+// sides (vec_side_bytes): F16/F32 steps [2 stages][32 cells][row bytes + 16] (padded: no bank
+// conflicts); Q8_0 raw steps [2 stages][32 cells][16 q8_chunks bytes] and the unpacked step
+// [32 cells][D F32 + 16 bytes].
 size_t vec_header_bytes(int head_dim) {
     return (kVecRows * (head_dim + kVecTile + 3) * 4 + 15) / 16 * 16;
 }
+template <typename T>
+size_t vec_side_bytes(int head_dim) {
+    using Elem = typename VecSide<T>::Elem;
+    const size_t row = head_dim * sizeof(Elem) + 16;
+    if constexpr (VecSide<T>::kQ8) {
+        return 2 * kVecTile * 16 * q8_chunks(head_dim) + kVecTile * row;
+    } else {
+        return 2 * kVecTile * row;
+    }
+}
 template <typename KT, typename VT>
 size_t vec_smem_bytes(int head_dim) {
-    return vec_header_bytes(head_dim) + 2 * kVecTile * (head_dim * (sizeof(KT) + sizeof(VT)) + 32);
+    return vec_header_bytes(head_dim) + vec_side_bytes<KT>(head_dim) + vec_side_bytes<VT>(head_dim);
 }
 
 template <typename KT, typename VT>
 __global__ void __launch_bounds__(kThreads)
     attn_vec_kernel(AttnArgs a, int n_split, int tiles_per_split, int head_chunks, float* partial) {
-    constexpr int kEK = 16 / sizeof(KT), kEV = 16 / sizeof(VT);   // elements per 16-byte chunk
+    using KE = typename VecSide<KT>::Elem;
+    using VE = typename VecSide<VT>::Elem;
+    constexpr bool kKQ8 = VecSide<KT>::kQ8, kVQ8 = VecSide<VT>::kQ8;
+    constexpr int kEK = 16 / sizeof(KE), kEV = 16 / sizeof(VE);   // elements per 16-byte chunk
     constexpr int kMaxItems = kVecRows * (256 / kEV) / kThreads;  // PV outputs per thread
     const int D = a.head_dim;
-    const int k_stride = D * static_cast<int>(sizeof(KT)) + 16;
-    const int v_stride = D * static_cast<int>(sizeof(VT)) + 16;
+    const int k_stride = D * static_cast<int>(sizeof(KE)) + 16;
+    const int v_stride = D * static_cast<int>(sizeof(VE)) + 16;
+    const int raw_stride = 16 * q8_chunks(D);
 
     extern __shared__ __align__(16) unsigned char smem[];
     float* q_s = reinterpret_cast<float*>(smem);  // [kVecRows][D], pre-scaled
@@ -63,8 +124,13 @@ __global__ void __launch_bounds__(kThreads)
     float* alpha_s = p_s + kVecRows * kVecTile;   // [kVecRows]
     float* l_s = alpha_s + kVecRows;              // [kVecRows]
     float* m_s = l_s + kVecRows;                  // [kVecRows]
+    // Per side: the stages (F16/F32 rows, or Q8_0 raw rows), then for Q8_0 the unpacked step
+    // (k_u, v_u: F32 values).
     unsigned char* k_s = smem + (kVecRows * (D + kVecTile + 3) * 4 + 15) / 16 * 16;
-    unsigned char* v_s = k_s + 2 * kVecTile * k_stride;
+    unsigned char* k_u = k_s + 2 * kVecTile * (kKQ8 ? raw_stride : k_stride);
+    unsigned char* v_s =
+        k_s + (kKQ8 ? 2 * kVecTile * raw_stride + kVecTile * k_stride : 2 * kVecTile * k_stride);
+    unsigned char* v_u = v_s + 2 * kVecTile * (kVQ8 ? raw_stride : v_stride);
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int t = blockIdx.x / n_split, split = blockIdx.x % n_split;
@@ -118,20 +184,73 @@ __global__ void __launch_bounds__(kThreads)
     const char* kbase = reinterpret_cast<const char*>(a.k) + g * a.k_nb1;
     const char* vbase = reinterpret_cast<const char*>(a.v) + g * a.v_nb1;
     const int k_chunks = D / kEK, v_chunks = D / kEV;
-    auto load_step = [&](int64_t c0, int stage) {
-        unsigned char* ks = k_s + stage * kVecTile * k_stride;
-        unsigned char* vs = v_s + stage * kVecTile * v_stride;
-        for (int i = tid; i < kVecTile * k_chunks; i += kThreads) {
-            const int r = i / k_chunks, ch = i % k_chunks;
-            const bool valid = c0 + r < c_hi;
-            cp_async16(ks + r * k_stride + ch * 16,
-                       kbase + (valid ? c0 + r : c0) * a.k_nb2 + ch * 16, valid);
+    // Raw Q8_0 rows: a warp per row, a lane per 16-byte chunk of the aligned span covering it.
+    // The span may start up to 14 bytes before the row (inside the cache: its base is 16-byte
+    // aligned); the chunk at the row's end reads only up to it; an invalid row reads nothing.
+    const int q8_bytes = q8_row_bytes(D), n_chunks = q8_chunks(D);
+    auto q8_row = [&](const char* base, int64_t nb2, int64_t c0, int r) {
+        return base + (c0 + r < c_hi ? c0 + r : c0) * nb2;
+    };
+    auto load_raw = [&](const char* base, int64_t nb2, unsigned char* dst, int64_t c0) {
+        for (int r = warp; r < kVecTile; r += kWarps) {
+            const char* row = q8_row(base, nb2, c0, r);
+            const int shift = static_cast<int>(reinterpret_cast<uintptr_t>(row) & 15);
+            const int bytes = c0 + r < c_hi ? min(16, max(0, shift + q8_bytes - lane * 16)) : 0;
+            if (lane < n_chunks)
+                cp_async16_n(dst + r * raw_stride + lane * 16,
+                             row - shift + (bytes > 0 ? lane * 16 : 0), bytes);
         }
-        for (int i = tid; i < kVecTile * v_chunks; i += kThreads) {
-            const int r = i / v_chunks, ch = i % v_chunks;
-            const bool valid = c0 + r < c_hi;
-            cp_async16(vs + r * v_stride + ch * 16,
-                       vbase + (valid ? c0 + r : c0) * a.v_nb2 + ch * 16, valid);
+    };
+    auto load_step = [&](int64_t c0, int stage) {
+        if constexpr (kKQ8) {
+            load_raw(kbase, a.k_nb2, k_s + stage * kVecTile * raw_stride, c0);
+        } else {
+            unsigned char* ks = k_s + stage * kVecTile * k_stride;
+            for (int i = tid; i < kVecTile * k_chunks; i += kThreads) {
+                const int r = i / k_chunks, ch = i % k_chunks;
+                const bool valid = c0 + r < c_hi;
+                cp_async16(ks + r * k_stride + ch * 16,
+                           kbase + (valid ? c0 + r : c0) * a.k_nb2 + ch * 16, valid);
+            }
+        }
+        if constexpr (kVQ8) {
+            load_raw(vbase, a.v_nb2, v_s + stage * kVecTile * raw_stride, c0);
+        } else {
+            unsigned char* vs = v_s + stage * kVecTile * v_stride;
+            for (int i = tid; i < kVecTile * v_chunks; i += kThreads) {
+                const int r = i / v_chunks, ch = i % v_chunks;
+                const bool valid = c0 + r < c_hi;
+                cp_async16(vs + r * v_stride + ch * 16,
+                           vbase + (valid ? c0 + r : c0) * a.v_nb2 + ch * 16, valid);
+            }
+        }
+    };
+    // A raw Q8_0 step -> F32 d * q [32 cells][D] (row stride `stride`): 4 threads per cell, each
+    // 16 values (half a block) at a time, read as 5 aligned words shifted into place (bytes read
+    // past the block are shared memory of this block, and discarded).
+    auto unpack = [&](const char* base, int64_t nb2, const unsigned char* raw, unsigned char* vals,
+                      int stride, int64_t c0) {
+        const int r = tid / 4;
+        const int shift =
+            static_cast<int>(reinterpret_cast<uintptr_t>(q8_row(base, nb2, c0, r)) & 15);
+        const unsigned char* row = raw + r * raw_stride + shift;
+        float* out = reinterpret_cast<float*>(vals + r * stride);
+        for (int h = tid % 4; h < D / 16; h += 4) {
+            const unsigned char* block = row + (h / 2) * kQ8Bytes;
+            const float d = __half2float(*reinterpret_cast<const __half*>(block));
+            const uintptr_t qs = reinterpret_cast<uintptr_t>(block + 2 + (h % 2) * 16);
+            const uint32_t* w = reinterpret_cast<const uint32_t*>(qs & ~uintptr_t{3});
+            const unsigned sh = static_cast<unsigned>(qs & 3) * 8;  // 0 or 16
+            uint32_t word[5];
+#pragma unroll
+            for (int i = 0; i < 5; ++i) word[i] = w[i];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const uint32_t u = __funnelshift_r(word[i], word[i + 1], sh) ^ 0x80808080u;
+                const float4 f = make_float4(i8_to_float(u, 0) * d, i8_to_float(u, 1) * d,
+                                             i8_to_float(u, 2) * d, i8_to_float(u, 3) * d);
+                *reinterpret_cast<float4*>(out + h * 16 + i * 4) = f;
+            }
         }
     };
 
@@ -161,8 +280,16 @@ __global__ void __launch_bounds__(kThreads)
         cp_async_commit();
         cp_async_wait_1();
         __syncthreads();
-        const unsigned char* ks = k_s + stage * kVecTile * k_stride;
-        const unsigned char* vs = v_s + stage * kVecTile * v_stride;
+        if constexpr (kKQ8 || kVQ8) {
+            // The previous step's reads of the unpacked buffers ended at its last barrier.
+            if constexpr (kKQ8)
+                unpack(kbase, a.k_nb2, k_s + stage * kVecTile * raw_stride, k_u, k_stride, c0);
+            if constexpr (kVQ8)
+                unpack(vbase, a.v_nb2, v_s + stage * kVecTile * raw_stride, v_u, v_stride, c0);
+            __syncthreads();
+        }
+        const unsigned char* ks = kKQ8 ? k_u : k_s + stage * kVecTile * k_stride;
+        const unsigned char* vs = kVQ8 ? v_u : v_s + stage * kVecTile * v_stride;
         const int n_valid = static_cast<int>(min(static_cast<int64_t>(kVecTile), c_hi - c0));
 
 #pragma unroll
@@ -177,7 +304,7 @@ __global__ void __launch_bounds__(kThreads)
                 float dots[4] = {0, 0, 0, 0};  // 4 chains: FMA latency, not throughput
                 for (int ch = 0; ch < k_chunks; ++ch) {
                     float kf[kEK];
-                    chunk_to_float<KT>(*reinterpret_cast<const uint4*>(kr + ch * 16), kf);
+                    chunk_to_float<KE>(*reinterpret_cast<const uint4*>(kr + ch * 16), kf);
 #pragma unroll
                     for (int e = 0; e < kEK; ++e) dots[e % 4] += q[ch * kEK + e] * kf[e];
                 }
@@ -211,7 +338,7 @@ __global__ void __launch_bounds__(kThreads)
             const float* p = p_s + row * kVecTile;
             auto accumulate = [&](int j) {
                 float vf[kEV];
-                chunk_to_float<VT>(*reinterpret_cast<const uint4*>(vs + j * v_stride + ch * 16),
+                chunk_to_float<VE>(*reinterpret_cast<const uint4*>(vs + j * v_stride + ch * 16),
                                    vf);
 #pragma unroll
                 for (int e = 0; e < kEV; ++e) acc[i][e] += p[j] * vf[e];
@@ -286,9 +413,34 @@ void launch(CudaContext& ctx, const AttnArgs& a, int n_split, int tiles_per_spli
 
 }  // namespace
 
-void attention_vec_launch(CudaContext& ctx, const AttnArgs& a, bool k_f16, bool v_f16, int n_split,
+bool attention_vec_reads(DType k, DType v, const AttnArgs& a) {
+    // Q8_0 rows are read from the 16-byte boundary at or before them: the cache's base must be
+    // one (cudaMalloc gives 256), its rows whole blocks (even offsets).
+    auto q8_ok = [&](const void* p, int64_t nb1, int64_t nb2) {
+        return a.head_dim % kQ8Block == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0 &&
+               nb1 % 2 == 0 && nb2 % 2 == 0;
+    };
+    auto plain = [](DType t) { return t == DType::F16 || t == DType::F32; };
+    if (plain(k) && plain(v)) return true;
+    // Q8_0 beside Q8_0 or F16 (F32 beside Q8_0 would add instantiations for a rare mix).
+    const bool types =
+        (k == DType::Q8_0 || k == DType::F16) && (v == DType::Q8_0 || v == DType::F16);
+    return types && (k != DType::Q8_0 || q8_ok(a.k, a.k_nb1, a.k_nb2)) &&
+           (v != DType::Q8_0 || q8_ok(a.v, a.v_nb1, a.v_nb2));
+}
+
+void attention_vec_launch(CudaContext& ctx, const AttnArgs& a, DType k, DType v, int n_split,
                           int tiles_per_split, float* partial) {
-    if (k_f16 && v_f16) {
+    SIFT_CHECK(attention_vec_reads(k, v, a), "attention (CUDA): vec kernel cannot read {}/{} K/V",
+               dtype_name(k), dtype_name(v));
+    const bool k_f16 = k == DType::F16, v_f16 = v == DType::F16;
+    if (k == DType::Q8_0 && v == DType::Q8_0) {
+        launch<q8_0_kv, q8_0_kv>(ctx, a, n_split, tiles_per_split, partial);
+    } else if (k == DType::Q8_0) {
+        launch<q8_0_kv, __half>(ctx, a, n_split, tiles_per_split, partial);
+    } else if (v == DType::Q8_0) {
+        launch<__half, q8_0_kv>(ctx, a, n_split, tiles_per_split, partial);
+    } else if (k_f16 && v_f16) {
         launch<__half, __half>(ctx, a, n_split, tiles_per_split, partial);
     } else if (k_f16) {
         launch<__half, float>(ctx, a, n_split, tiles_per_split, partial);

@@ -149,6 +149,9 @@ class CudaBackend final : public Backend {
     void get_rows(const Tensor& table, const Tensor& ids, Tensor out) override {
         cuda::cuda_get_rows(*ctx_, table, ids, out);
     }
+    DType matmul_input_type(const Tensor& w, int64_t n_tokens) const override {
+        return cuda::cuda_matmul_input_type(w, n_tokens);
+    }
     void matmul(const Tensor& w, const Tensor& x, Tensor out) override {
         cuda::cuda_matmul(*ctx_, w, x, out);
     }
@@ -169,6 +172,14 @@ class CudaBackend final : public Backend {
     }
     void rope(const Tensor& x, const Tensor& pos, const RopeParams& params, Tensor out) override {
         cuda::cuda_rope(*ctx_, x, pos, params, out);
+    }
+    void add_rms_norm(const Tensor& a, const Tensor& b, const Tensor* w, float eps, Tensor sum,
+                      Tensor out) override {
+        cuda::cuda_add_rms_norm(*ctx_, a, b, w, eps, sum, out);
+    }
+    void rms_norm_rope(const Tensor& x, const Tensor* w, float eps, const Tensor& pos,
+                       const RopeParams& params, Tensor out) override {
+        cuda::cuda_rms_norm_rope(*ctx_, x, w, eps, pos, params, out);
     }
     void swiglu(const Tensor& gate, const Tensor& up, Tensor out) override {
         cuda::cuda_swiglu(*ctx_, gate, up, out);

@@ -52,7 +52,8 @@ class Scratch {
     ~Scratch();
     Scratch(const Scratch&) = delete;
     Scratch& operator=(const Scratch&) = delete;
-    void* get(size_t bytes);  // 256-byte aligned; contents undefined
+    void* get(size_t bytes);                    // 256-byte aligned; contents undefined
+    size_t capacity() const { return bytes_; }  // 0 until first used
 
   private:
     GraphEpoch* epoch_;
@@ -73,6 +74,10 @@ struct CudaContext {
     GraphEpoch epoch;
     Scratch scratch_a{&epoch};  // e.g. dequantized weights
     Scratch scratch_b{&epoch};  // e.g. converted activations
+    // F16 copies of the attended cells of a Q8_0 KV cache for the prefill kernels
+    // (cuda_kv_quant.cu); separate from a/b, which the attention ops use at the same time.
+    Scratch scratch_kv_k{&epoch};
+    Scratch scratch_kv_v{&epoch};
 };
 
 // Creates the context on a device: errors (no driver, no device, compute capability below 8.0)

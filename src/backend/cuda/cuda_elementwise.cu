@@ -7,51 +7,12 @@
 #include <cmath>
 
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/cuda_rows.cuh"
 
 namespace sift::cuda {
 namespace {
 
 constexpr int kBlock = 256;
-
-// Rows of a tensor over dims 1..3 (ne[0] contiguous); row i -> byte offset.
-struct RowLayout {
-    int64_t ne1 = 1, ne2 = 1;
-    int64_t nb1 = 0, nb2 = 0, nb3 = 0;
-};
-
-RowLayout row_layout(const Tensor& t) {
-    return {t.ne[1], t.ne[2], t.nb[1], t.nb[2], t.nb[3]};
-}
-
-__device__ __forceinline__ int64_t row_offset(const RowLayout& l, int64_t i) {
-    const int64_t i1 = i % l.ne1, i2 = i / l.ne1 % l.ne2, i3 = i / (l.ne1 * l.ne2);
-    return i1 * l.nb1 + i2 * l.nb2 + i3 * l.nb3;
-}
-
-template <typename T>
-__device__ __forceinline__ T* at(void* base, int64_t offset) {
-    return reinterpret_cast<T*>(static_cast<char*>(base) + offset);
-}
-template <typename T>
-__device__ __forceinline__ const T* at(const void* base, int64_t offset) {
-    return reinterpret_cast<const T*>(static_cast<const char*>(base) + offset);
-}
-
-void check_f32_rows(const Tensor& t, const char* op, const char* name) {
-    SIFT_CHECK(t.type == DType::F32 && t.nb[0] == 4, "{}: {} must be F32 with contiguous rows", op,
-               name);
-}
-
-void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
-    SIFT_CHECK(a.ne == b.ne, "{}: shapes [{}, {}, {}, {}] and [{}, {}, {}, {}] differ", op, a.ne[0],
-               a.ne[1], a.ne[2], a.ne[3], b.ne[0], b.ne[1], b.ne[2], b.ne[3]);
-}
-
-// float4 access is legal when the row length and every row start are 16-byte aligned.
-bool rows_aligned16(const Tensor& t) {
-    return reinterpret_cast<uintptr_t>(t.data) % 16 == 0 && t.ne[0] % 4 == 0 && t.nb[1] % 16 == 0 &&
-           t.nb[2] % 16 == 0 && t.nb[3] % 16 == 0;
-}
 
 // Rows beyond 65535 chunks never occur (a row of 2^24 floats would be needed).
 dim3 row_grid(int64_t n_rows, int64_t n_cols, int per_block) {
@@ -76,14 +37,15 @@ __device__ __forceinline__ float binary_apply(float x, float y, float s) {
     }
 }
 
-// out[:, i] = f(a[:, i], b[:, i or 0]). kVec: 4 floats per thread.
-template <Binary kOp, bool kVec>
+// out[:, i] = f(a[:, i], b[:, i or 0]). kVec: 4 floats per thread. OutT: float, or bf16 for
+// a GEMM's input.
+template <Binary kOp, bool kVec, typename OutT = float>
 __global__ void binary_kernel(const void* a, RowLayout la, const void* b, RowLayout lb,
                               bool broadcast, float s, void* out, RowLayout lo, int64_t n) {
     const int64_t row = blockIdx.x;
     const float* pa = at<float>(a, row_offset(la, row));
     const float* pb = b != nullptr ? at<float>(b, broadcast ? 0 : row_offset(lb, row)) : nullptr;
-    float* po = at<float>(out, row_offset(lo, row));
+    OutT* po = at<OutT>(out, row_offset(lo, row));
     if constexpr (kVec) {
         const int64_t j = (static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x) * 4;
         if (j >= n) return;
@@ -95,28 +57,28 @@ __global__ void binary_kernel(const void* a, RowLayout la, const void* b, RowLay
         r.y = binary_apply<kOp>(x.y, y.y, s);
         r.z = binary_apply<kOp>(x.z, y.z, s);
         r.w = binary_apply<kOp>(x.w, y.w, s);
-        *reinterpret_cast<float4*>(po + j) = r;
+        store4(po + j, r);
     } else {
         const int64_t j = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
         if (j >= n) return;
-        po[j] = binary_apply<kOp>(pa[j], pb != nullptr ? pb[j] : 0.0f, s);
+        store1(po + j, binary_apply<kOp>(pa[j], pb != nullptr ? pb[j] : 0.0f, s));
     }
 }
 
-template <Binary kOp>
+template <Binary kOp, typename OutT = float>
 void launch_binary(CudaContext& ctx, const Tensor& a, const Tensor* b, bool broadcast, float s,
                    Tensor out) {
     const int64_t n = a.ne[0], rows = a.n_rows();
     if (n == 0 || rows == 0) return;
     const bool vec =
-        rows_aligned16(a) && rows_aligned16(out) && (b == nullptr || rows_aligned16(*b));
+        rows_aligned16(a) && out_rows_aligned(out) && (b == nullptr || rows_aligned16(*b));
     const RowLayout lb = b != nullptr ? row_layout(*b) : RowLayout{};
     const void* bd = b != nullptr ? b->data : nullptr;
     if (vec) {
-        binary_kernel<kOp, true><<<row_grid(rows, n, kBlock * 4), kBlock, 0, ctx.stream>>>(
+        binary_kernel<kOp, true, OutT><<<row_grid(rows, n, kBlock * 4), kBlock, 0, ctx.stream>>>(
             a.data, row_layout(a), bd, lb, broadcast, s, out.data, row_layout(out), n);
     } else {
-        binary_kernel<kOp, false><<<row_grid(rows, n, kBlock), kBlock, 0, ctx.stream>>>(
+        binary_kernel<kOp, false, OutT><<<row_grid(rows, n, kBlock), kBlock, 0, ctx.stream>>>(
             a.data, row_layout(a), bd, lb, broadcast, s, out.data, row_layout(out), n);
     }
     SIFT_CUDA_LAUNCH_CHECK();
@@ -138,35 +100,27 @@ template <Binary kOp>
 void gated_op(CudaContext& ctx, const Tensor& gate, const Tensor& up, Tensor out, const char* op) {
     check_f32_rows(gate, op, "gate");
     check_f32_rows(up, op, "up");
-    check_f32_rows(out, op, "out");
+    check_out_rows(out, op);
     check_same_shape(gate, up, op);
     check_same_shape(gate, out, op);
-    launch_binary<kOp>(ctx, gate, &up, false, 0.0f, out);
-}
-
-// Sum over the block; every thread gets the result. `shared` holds 32 floats.
-__device__ float block_sum(float v, float* shared) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int n_warps = blockDim.x / 32;
-    if (n_warps == 1) return v;
-    __syncthreads();  // `shared` may still be read from a previous call
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    v = lane < n_warps ? shared[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
+    if (out.type == DType::BF16) {
+        SIFT_CHECK(out.data != gate.data && out.data != up.data,
+                   "{}: a BF16 out must not alias gate or up", op);
+        launch_binary<kOp, __nv_bfloat16>(ctx, gate, &up, false, 0.0f, out);
+    } else {
+        launch_binary<kOp>(ctx, gate, &up, false, 0.0f, out);
+    }
 }
 
 // One block per row: sum of squares (F32 partials, tree-reduced: ~1e-7 relative, like the CPU's
 // double sum), then the scale in double as the CPU computes it.
-template <bool kVec>
+template <bool kVec, typename OutT>
 __global__ void rms_norm_kernel(const void* x, RowLayout lx, const float* w, float eps, void* out,
                                 RowLayout lo, int64_t n) {
     __shared__ float shared[32];
     const int64_t row = blockIdx.x;
     const float* px = at<float>(x, row_offset(lx, row));
-    float* po = at<float>(out, row_offset(lo, row));
+    OutT* po = at<OutT>(out, row_offset(lo, row));
     float ss = 0;
     if constexpr (kVec) {
         for (int64_t j = threadIdx.x * 4; j < n; j += blockDim.x * 4) {
@@ -186,12 +140,12 @@ __global__ void rms_norm_kernel(const void* x, RowLayout lx, const float* w, flo
                 const float4 g = *reinterpret_cast<const float4*>(w + j);
                 v.x *= g.x, v.y *= g.y, v.z *= g.z, v.w *= g.w;
             }
-            *reinterpret_cast<float4*>(po + j) = v;
+            store4(po + j, v);
         }
     } else {
         for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
             const float v = px[j] * inv;
-            po[j] = w != nullptr ? v * w[j] : v;
+            store1(po + j, w != nullptr ? v * w[j] : v);
         }
     }
 }
@@ -199,6 +153,7 @@ __global__ void rms_norm_kernel(const void* x, RowLayout lx, const float* w, flo
 // Narrow rows (qk-norm's head_dim, small models' widths): one warp per row, kWarpRows rows per
 // block, float4 loads; the same F32 sum of squares and double scale as rms_norm_kernel.
 constexpr int kWarpRows = 8;
+template <typename OutT>
 __global__ void __launch_bounds__(kWarpRows * 32)
     rms_norm_warp_kernel(const void* x, RowLayout lx, const float* w, float eps, void* out,
                          RowLayout lo, int64_t n, int64_t rows) {
@@ -206,7 +161,7 @@ __global__ void __launch_bounds__(kWarpRows * 32)
     const int lane = threadIdx.x % 32;
     if (row >= rows) return;
     const float* px = at<float>(x, row_offset(lx, row));
-    float* po = at<float>(out, row_offset(lo, row));
+    OutT* po = at<OutT>(out, row_offset(lo, row));
     float ss = 0;
     for (int64_t j = lane * 4; j < n; j += 128) {
         const float4 v = *reinterpret_cast<const float4*>(px + j);
@@ -221,7 +176,7 @@ __global__ void __launch_bounds__(kWarpRows * 32)
             const float4 g = *reinterpret_cast<const float4*>(w + j);
             v.x *= g.x, v.y *= g.y, v.z *= g.z, v.w *= g.w;
         }
-        *reinterpret_cast<float4*>(po + j) = v;
+        store4(po + j, v);
     }
 }
 
@@ -382,8 +337,10 @@ void cuda_geglu(CudaContext& ctx, const Tensor& gate, const Tensor& up, Tensor o
 
 void cuda_rms_norm(CudaContext& ctx, const Tensor& x, const Tensor* w, float eps, Tensor out) {
     check_f32_rows(x, "rms_norm", "x");
-    check_f32_rows(out, "rms_norm", "out");
+    check_out_rows(out, "rms_norm");
     check_same_shape(x, out, "rms_norm");
+    const bool bf16 = out.type == DType::BF16;
+    SIFT_CHECK(!bf16 || out.data != x.data, "rms_norm: a BF16 out must not alias x");
     const int64_t n = x.ne[0], rows = x.n_rows();
     if (w != nullptr) {
         check_f32_rows(*w, "rms_norm", "w");
@@ -391,23 +348,35 @@ void cuda_rms_norm(CudaContext& ctx, const Tensor& x, const Tensor* w, float eps
     }
     if (n == 0 || rows == 0) return;
     const float* wd = w != nullptr ? w->ptr<const float>() : nullptr;
-    const bool vec = rows_aligned16(x) && rows_aligned16(out) &&
+    const bool vec = rows_aligned16(x) && out_rows_aligned(out) &&
                      (wd == nullptr || reinterpret_cast<uintptr_t>(wd) % 16 == 0);
     if (vec && n <= 512) {
-        rms_norm_warp_kernel<<<static_cast<unsigned>((rows + kWarpRows - 1) / kWarpRows),
-                               kWarpRows * 32, 0, ctx.stream>>>(x.data, row_layout(x), wd, eps,
-                                                                out.data, row_layout(out), n, rows);
+        const unsigned grid = static_cast<unsigned>((rows + kWarpRows - 1) / kWarpRows);
+        if (bf16) {
+            rms_norm_warp_kernel<__nv_bfloat16><<<grid, kWarpRows * 32, 0, ctx.stream>>>(
+                x.data, row_layout(x), wd, eps, out.data, row_layout(out), n, rows);
+        } else {
+            rms_norm_warp_kernel<float><<<grid, kWarpRows * 32, 0, ctx.stream>>>(
+                x.data, row_layout(x), wd, eps, out.data, row_layout(out), n, rows);
+        }
         SIFT_CUDA_LAUNCH_CHECK();
         return;
     }
     // ~8 values per thread, up to 1024 threads for wide rows.
     const int threads =
         static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(32, (n / 8 + 31) / 32 * 32)));
-    if (vec) {
-        rms_norm_kernel<true><<<static_cast<unsigned>(rows), threads, 0, ctx.stream>>>(
+    const auto grid = static_cast<unsigned>(rows);
+    if (vec && bf16) {
+        rms_norm_kernel<true, __nv_bfloat16><<<grid, threads, 0, ctx.stream>>>(
+            x.data, row_layout(x), wd, eps, out.data, row_layout(out), n);
+    } else if (vec) {
+        rms_norm_kernel<true, float><<<grid, threads, 0, ctx.stream>>>(
+            x.data, row_layout(x), wd, eps, out.data, row_layout(out), n);
+    } else if (bf16) {
+        rms_norm_kernel<false, __nv_bfloat16><<<grid, threads, 0, ctx.stream>>>(
             x.data, row_layout(x), wd, eps, out.data, row_layout(out), n);
     } else {
-        rms_norm_kernel<false><<<static_cast<unsigned>(rows), threads, 0, ctx.stream>>>(
+        rms_norm_kernel<false, float><<<grid, threads, 0, ctx.stream>>>(
             x.data, row_layout(x), wd, eps, out.data, row_layout(out), n);
     }
     SIFT_CUDA_LAUNCH_CHECK();
@@ -440,6 +409,9 @@ void cuda_rope(CudaContext& ctx, const Tensor& x, const Tensor& pos, const RopeP
 }
 
 void cuda_set_rows(CudaContext& ctx, const Tensor& src, const Tensor& idx, Tensor dst) {
+    if (dst.type == DType::Q8_0) {  // a Q8_0 KV cache (cuda_kv_quant.cu)
+        return cuda_set_rows_q8_0(ctx, src, idx, dst);
+    }
     check_f32_rows(src, "set_rows", "src");
     SIFT_CHECK(dst.type == DType::F32 || dst.type == DType::F16,
                "set_rows: dst must be F32 or F16");

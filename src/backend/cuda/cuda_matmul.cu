@@ -101,15 +101,20 @@ namespace {
 // The shape and layout rules of ops.h matmul; false when there is nothing to compute.
 bool check_matmul(const Tensor& w, const Tensor& x, const Tensor& out) {
     const int64_t k = w.ne[0], n = w.ne[1], n_tokens = x.ne[1];
-    SIFT_CHECK(x.type == DType::F32 && out.type == DType::F32, "matmul: x and out must be F32");
+    SIFT_CHECK((x.type == DType::F32 || x.type == DType::BF16) && out.type == DType::F32,
+               "matmul: x must be F32 or BF16 and out F32");
     SIFT_CHECK(x.ne[0] == k && out.ne[0] == n && out.ne[1] == n_tokens,
                "matmul: w [{}, {}] x [{}, {}] -> out [{}, {}]", k, n, x.ne[0], x.ne[1], out.ne[0],
                out.ne[1]);
     SIFT_CHECK(w.ne[2] == 1 && w.ne[3] == 1 && x.ne[2] == 1 && x.ne[3] == 1 && out.ne[2] == 1 &&
                    out.ne[3] == 1,
                "matmul: 2-D tensors only");
-    SIFT_CHECK(x.nb[0] == 4 && out.nb[0] == 4 && x.nb[1] % 4 == 0 && out.nb[1] % 4 == 0,
-               "matmul: x and out rows must be contiguous F32");
+    const int64_t xe = x.type == DType::BF16 ? 2 : 4;
+    SIFT_CHECK(x.nb[0] == xe && out.nb[0] == 4 && x.nb[1] % xe == 0 && out.nb[1] % 4 == 0,
+               "matmul: x and out rows must be contiguous");
+    SIFT_CHECK(x.type == DType::F32 || matmul_select(w, n_tokens) == MatmulPath::MATMUL_BF16_GEMM,
+               "matmul: BF16 x only where matmul_input_type gives it (a {} GEMM of {} tokens)",
+               dtype_name(w.type), n_tokens);
     const DTypeTraits& traits = dtype_traits(w.type);
     SIFT_CHECK(w.nb[0] == traits.block_bytes && k % traits.block_size == 0,
                "matmul: w rows must be whole {} blocks", traits.name);
@@ -117,9 +122,19 @@ bool check_matmul(const Tensor& w, const Tensor& x, const Tensor& out) {
     return n > 0 && n_tokens > 0 && k > 0;
 }
 
-// x F32 [k, T] -> bf16 [k, T] contiguous in scratch_b.
-const __nv_bfloat16* convert_x(CudaContext& ctx, const Tensor& x) {
+// The GEMM's B operand: x itself when it is BF16 already (its producer wrote the GEMM's input
+// type), else x F32 [k, T] converted to bf16 [k, T] contiguous in scratch_b.
+struct Bf16Input {
+    const __nv_bfloat16* ptr;
+    int64_t ld;  // elements between columns
+};
+Bf16Input convert_x(CudaContext& ctx, const Tensor& x) {
     const int64_t k = x.ne[0], n_tokens = x.ne[1];
+    if (x.type == DType::BF16) {
+        SIFT_CHECK(reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && x.nb[1] % 16 == 0,
+                   "matmul: BF16 x must be 16-byte aligned");
+        return {x.ptr<const __nv_bfloat16>(), x.nb[1] / 2};
+    }
     auto* xb =
         static_cast<__nv_bfloat16*>(ctx.scratch_b.get(static_cast<size_t>(n_tokens * k) * 2));
     const int block = 256;
@@ -131,12 +146,11 @@ const __nv_bfloat16* convert_x(CudaContext& ctx, const Tensor& x) {
                              ctx.stream>>>(x.ptr<const float>(), x.nb[1] / 4, k, xb);
     }
     SIFT_CUDA_LAUNCH_CHECK();
-    return xb;
+    return {xb, k};
 }
 
-// out = W xb with xb the bf16 copy of x (convert_x).
-void gemm_bf16(CudaContext& ctx, const Tensor& w, const __nv_bfloat16* xb, int64_t n_tokens,
-               Tensor out) {
+// out = W xb with xb the bf16 form of x (convert_x).
+void gemm_bf16(CudaContext& ctx, const Tensor& w, Bf16Input xb, int64_t n_tokens, Tensor out) {
     const int64_t k = w.ne[0], n = w.ne[1];
     // BF16 weights are used in place (row stride a whole number of elements, 16-byte aligned
     // as cuBLAS wants); other types are dequantized to a bf16 copy.
@@ -154,12 +168,16 @@ void gemm_bf16(CudaContext& ctx, const Tensor& w, const __nv_bfloat16* xb, int64
     // Column-major view: wb is k x n (ld ldw), xb is k x T (ld k); out (n x T) = wb^T xb.
     SIFT_CUBLAS_CHECK(cublasGemmEx(
         ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(n_tokens),
-        static_cast<int>(k), &one, wb, CUDA_R_16BF, static_cast<int>(ldw), xb, CUDA_R_16BF,
-        static_cast<int>(k), &zero, out.ptr<float>(), CUDA_R_32F, static_cast<int>(out.nb[1] / 4),
-        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        static_cast<int>(k), &one, wb, CUDA_R_16BF, static_cast<int>(ldw), xb.ptr, CUDA_R_16BF,
+        static_cast<int>(xb.ld), &zero, out.ptr<float>(), CUDA_R_32F,
+        static_cast<int>(out.nb[1] / 4), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace
+
+DType cuda_matmul_input_type(const Tensor& w, int64_t n_tokens) {
+    return matmul_select(w, n_tokens) == MatmulPath::MATMUL_BF16_GEMM ? DType::BF16 : DType::F32;
+}
 
 void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
     if (!check_matmul(w, x, out)) {
@@ -211,7 +229,7 @@ void cuda_matmul_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tens
         for (size_t i = 0; i < n; ++i) cuda_matmul(ctx, ws[i], x, outs[i]);
         return;
     }
-    const __nv_bfloat16* xb = convert_x(ctx, x);
+    const Bf16Input xb = convert_x(ctx, x);
     for (size_t i = 0; i < n; ++i) {
         check_weight_alignment(ws[i], "matmul");
         gemm_bf16(ctx, ws[i], xb, x.ne[1], outs[i]);

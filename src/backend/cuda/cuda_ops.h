@@ -10,6 +10,8 @@ namespace sift::cuda {
 // cuda_matmul.cu, cuda_matvec.cu, cuda_get_rows.cu (weights: every computable type)
 void cuda_get_rows(CudaContext& ctx, const Tensor& table, const Tensor& ids, Tensor out);
 void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
+// BF16 where cuda_matmul runs a bf16 GEMM (ops.h matmul_input_type), else F32.
+DType cuda_matmul_input_type(const Tensor& w, int64_t n_tokens);
 // Several weights on one input (ops.h matmul_shared): GEMM-sized batches convert x to bf16 once.
 void cuda_matmul_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
                         Tensor* outs);
@@ -24,7 +26,16 @@ void cuda_rope(CudaContext& ctx, const Tensor& x, const Tensor& pos, const RopeP
 void cuda_swiglu(CudaContext& ctx, const Tensor& gate, const Tensor& up, Tensor out);
 void cuda_geglu(CudaContext& ctx, const Tensor& gate, const Tensor& up, Tensor out);
 void cuda_set_rows(CudaContext& ctx, const Tensor& src, const Tensor& idx, Tensor dst);
+// cuda_kv_quant.cu: set_rows into Q8_0 rows (a Q8_0 KV cache), bit for bit the reference
+// quantizer; cuda_set_rows forwards Q8_0 destinations here.
+void cuda_set_rows_q8_0(CudaContext& ctx, const Tensor& src, const Tensor& idx, Tensor dst);
 void cuda_argmax(CudaContext& ctx, const Tensor& x, Tensor out);
+
+// cuda_fused_norm.cu
+void cuda_add_rms_norm(CudaContext& ctx, const Tensor& a, const Tensor& b, const Tensor* w,
+                       float eps, Tensor sum, Tensor out);
+void cuda_rms_norm_rope(CudaContext& ctx, const Tensor& x, const Tensor* w, float eps,
+                        const Tensor& pos, const RopeParams& params, Tensor out);
 
 // cuda_attention.cu
 void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const AttentionParams& params,
