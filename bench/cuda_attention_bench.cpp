@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_ops.h"
+#include "bench/cuda_bench_util.h"
 
 namespace {
 
@@ -30,20 +31,8 @@ using namespace sift::cuda;
 
 constexpr int64_t kHeadDim = 128, kHeads = 32, kHeadsKv = 8;
 
-CudaContext& context() {
-    static CudaContext* ctx = [] {
-        sift::Result<CudaContext*> c = cuda_context_create(0);
-        SIFT_CHECK(c.ok(), "no CUDA device: {}", c.message());
-        return *c;
-    }();
-    return *ctx;
-}
-
-void* device_alloc(size_t bytes) {
-    void* p = nullptr;
-    SIFT_CUDA_CHECK(cudaMalloc(&p, bytes));
-    return p;
-}
+using sift::bench::context;
+using sift::bench::device_alloc;
 
 // Random F16 values on the device (generated on the host once per size).
 void fill_random_f16(void* dst, size_t n, uint32_t seed) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_ops.h"
+#include "bench/cuda_bench_util.h"
 
 namespace {
 
@@ -31,20 +32,8 @@ using namespace sift::cuda;
 
 constexpr int64_t kHeadDim = 128, kHeads = 16, kHeadsKv = 8, kUbatch = 4096, kBlock = 128;
 
-CudaContext& context() {
-    static CudaContext* ctx = [] {
-        sift::Result<CudaContext*> c = cuda_context_create(0);
-        SIFT_CHECK(c.ok(), "no CUDA device: {}", c.message());
-        return *c;
-    }();
-    return *ctx;
-}
-
-void* device_alloc(size_t bytes) {
-    void* p = nullptr;
-    SIFT_CUDA_CHECK(cudaMalloc(&p, bytes));
-    return p;
-}
+using sift::bench::context;
+using sift::bench::device_alloc;
 
 struct Prompt {
     int64_t n;

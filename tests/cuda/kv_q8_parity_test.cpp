@@ -84,6 +84,33 @@ std::unique_ptr<DeviceTensor> device_copy(DType type, std::initializer_list<int6
     return d;
 }
 
+// Device copies of the query and cell inputs of an op over cells [begin, n_cells), and the
+// AttentionInputs over them (k and v are the caller's).
+struct DeviceInputs {
+    std::unique_ptr<DeviceTensor> q, q_pos, q_seq, cell_pos, cell_seq;
+    AttentionInputs in;
+};
+DeviceInputs device_inputs(const std::vector<float>& q, int64_t D, int64_t n_head,
+                           const std::vector<int32_t>& qpos, const std::vector<int32_t>& qseq,
+                           const std::vector<int32_t>& cpos, const std::vector<int32_t>& cseq,
+                           int64_t begin) {
+    const auto n_q = static_cast<int64_t>(qpos.size()), n_cells = static_cast<int64_t>(cpos.size());
+    DeviceInputs d;
+    d.q = device_copy(DType::F32, {D, n_head, n_q}, q);
+    d.q_pos = device_copy(DType::I32, {n_q}, qpos);
+    d.q_seq = device_copy(DType::I32, {n_q}, qseq);
+    d.cell_pos = device_copy(DType::I32, {n_cells}, cpos);
+    d.cell_seq = device_copy(DType::I32, {n_cells}, cseq);
+    d.in.q = d.q->t();
+    d.in.q_pos = d.q_pos->t();
+    d.in.q_seq = d.q_seq->t();
+    d.in.cell_pos = d.cell_pos->t();
+    d.in.cell_seq = d.cell_seq->t();
+    d.in.cell_begin = begin;
+    d.in.cell_end = n_cells;
+    return d;
+}
+
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
     if (a.size() != b.size()) return INFINITY;
     double worst = 0;
@@ -188,18 +215,10 @@ TEST_P(KvQ8Attention, MatchesCpuOnTheSameCache) {
                                     Tensor::view(ref.data(), DType::F32, {c.D, c.n_head, c.T}));
 
     DeviceCache dk(k), dv(v);
-    auto dq = device_copy(DType::F32, {c.D, c.n_head, c.T}, q);
-    auto dqp = device_copy(DType::I32, {c.T}, qpos), dqs = device_copy(DType::I32, {c.T}, qseq);
-    auto dcp = device_copy(DType::I32, {c.n_cells}, cpos);
-    auto dcs = device_copy(DType::I32, {c.n_cells}, cseq);
+    DeviceInputs d = device_inputs(q, c.D, c.n_head, qpos, qseq, cpos, cseq, 0);
     auto dmask = device_copy(DType::F32, {c.n_cells, c.T}, mask);
     DeviceTensor out(DType::F32, {c.D, c.n_head, c.T});
-    AttentionInputs din = hin;
-    din.q = dq->t();
-    din.q_pos = dqp->t();
-    din.q_seq = dqs->t();
-    din.cell_pos = dcp->t();
-    din.cell_seq = dcs->t();
+    AttentionInputs din = d.in;
     din.mask = c.mask ? &dmask->t() : nullptr;
     auto run = [&](cuda::CudaContext& on, const Tensor& kt, const Tensor& vt) {
         AttentionInputs x = din;
@@ -271,18 +290,8 @@ TEST(KvQ8Parity, ProbeEqualsF16OfTheDequantizedKeys) {
         qpos[static_cast<size_t>(t)] = cpos.back() - 40 + static_cast<int32_t>(t);
     const std::vector<float> q = test::random_normal(static_cast<size_t>(D * n_head * n_q), 5);
     DeviceCache dk(k);
-    auto dq = device_copy(DType::F32, {D, n_head, n_q}, q);
-    auto dqp = device_copy(DType::I32, {n_q}, qpos), dqs = device_copy(DType::I32, {n_q}, qseq);
-    auto dcp = device_copy(DType::I32, {n_cells}, cpos),
-         dcs = device_copy(DType::I32, {n_cells}, cseq);
-    AttentionInputs in;
-    in.q = dq->t();
-    in.q_pos = dqp->t();
-    in.q_seq = dqs->t();
-    in.cell_pos = dcp->t();
-    in.cell_seq = dcs->t();
-    in.cell_begin = begin;
-    in.cell_end = n_cells;
+    DeviceInputs d = device_inputs(q, D, n_head, qpos, qseq, cpos, cseq, begin);
+    AttentionInputs& in = d.in;
     AttentionParams params;
     params.scale = 1.0f / std::sqrt(static_cast<float>(D));
     RopeParams rope;
@@ -321,18 +330,8 @@ TEST(KvQ8Parity, BlockSparseEqualsF16OfTheDequantizedCache) {
     for (int64_t t = 0; t < T; ++t) qpos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
     const std::vector<float> q = test::random_normal(static_cast<size_t>(D * n_head * T), 8);
     DeviceCache dk(k), dv(v);
-    auto dq = device_copy(DType::F32, {D, n_head, T}, q);
-    auto dqp = device_copy(DType::I32, {T}, qpos), dqs = device_copy(DType::I32, {T}, qseq);
-    auto dcp = device_copy(DType::I32, {n_cells}, cpos),
-         dcs = device_copy(DType::I32, {n_cells}, cseq);
-    AttentionInputs in;
-    in.q = dq->t();
-    in.q_pos = dqp->t();
-    in.q_seq = dqs->t();
-    in.cell_pos = dcp->t();
-    in.cell_seq = dcs->t();
-    in.cell_begin = begin;
-    in.cell_end = n_cells;
+    DeviceInputs d = device_inputs(q, D, n_head, qpos, qseq, cpos, cseq, begin);
+    AttentionInputs& in = d.in;
     AttentionParams params;
     params.scale = 1.0f / std::sqrt(static_cast<float>(D));
     BlockSparseParams bs;

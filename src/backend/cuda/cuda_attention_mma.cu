@@ -1,7 +1,10 @@
 // Prefill attention on tensor cores, FlashAttention-2 style: a block owns 128 query tokens of one
-// query head (8 warps x 16 rows); K/V tiles of kBc cells stream through shared memory with
-// cp.async double buffering; S = Q K^T and O += P V are mma.sync m16n8k16 (F16 operands, F32
-// accumulators) and the softmax is online, in registers, one row pair per thread.
+// query head; K/V tiles of kBc cells stream through shared memory with cp.async double
+// buffering; S = Q K^T and O += P V are mma.sync m16n8k16 (F16 operands, F32 accumulators) and
+// the softmax is online, in registers. Each warp owns kMt row tiles of 16 rows (head_dim 64/128:
+// 4 warps x 32 rows, as FlashAttention-2), so every K/V fragment loaded from shared memory feeds
+// kMt mma's: with one row tile per warp the kernel is bound by ldmatrix traffic, not the tensor
+// cores. head_dim 256 keeps 8 warps x 16 rows (its O alone takes 128 registers a row tile).
 //
 // Tiles are classified from per-32-cell summaries (sequence, position range): tiles no query of
 // the block sees are never loaded (for a causal prompt, the upper triangle: half the work), tiles
@@ -15,9 +18,26 @@
 namespace sift::cuda {
 namespace {
 
-constexpr int kBr = 128;  // query rows per block: 8 warps x 16 rows share each K/V tile
-constexpr int kThreads = 256;
+constexpr int kBr = 128;  // query rows per block: all warps share each K/V tile
 constexpr float kLog2e = 1.4426950408889634f;
+
+// 4 bytes global -> shared without registers (sizes under 16 bytes need .ca, through L1).
+__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
+    const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(src));
+}
+
+__device__ __forceinline__ void prefetch_l1(const void* p) {
+    asm volatile("prefetch.global.L1 [%0];\n" ::"l"(p));
+}
+
+// 2^x with denormal results flushed to zero: one MUFU.EX2, where exp2f adds a range check and
+// two multiplies around it. P below 2^-126 is zero in F16 anyway.
+__device__ __forceinline__ float exp2_ftz(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
 
 enum TileClass { TILE_NONE = 0, TILE_ALL = 1, TILE_PARTIAL = 2 };
 
@@ -78,7 +98,7 @@ __device__ __forceinline__ int next_tile(const AttnArgs& a, int n_spans, int n_t
                                          const QuerySpan& q, const uint32_t* kept_s, int& cls) {
     const int n_words = (a.n_kblocks + 31) / 32;
     for (; tile < n_tiles; ++tile) {
-        if (kept_s != nullptr) {
+        if (a.block_mask != nullptr) {
             tile = next_kept<kBc>(kept_s, n_words, tile, n_tiles);
             if (tile >= n_tiles) break;
         }
@@ -88,19 +108,36 @@ __device__ __forceinline__ int next_tile(const AttnArgs& a, int n_spans, int n_t
     return n_tiles;
 }
 
+// Threads of a block with kMt row tiles (16 rows each) per warp.
+constexpr int mma_threads(int kMt) {
+    return kBr / (16 * kMt) * 32;
+}
+
+// Dynamic shared memory: Q, two stages of K and V, cell pos/seq per stage, token pos/seq.
 template <int D, int kBc>
-__global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
+constexpr size_t mma_smem_bytes() {
+    return static_cast<size_t>(kBr + 4 * kBc) * (D + 8) * 2 + 4 * kBc * 4 + 2 * kBr * 4;
+}
+
+template <int D, int kBc, int kMt>
+__global__ void __launch_bounds__(mma_threads(kMt)) attn_mma_kernel(AttnArgs a) {
+    constexpr int kThreads = mma_threads(kMt);
     constexpr int kStride = D + 8;  // halves; 16 bytes of padding: conflict-free ldmatrix
     constexpr int kChunks = D / 8;  // 16-byte chunks per row
+    // Q's A fragments stay in registers across tiles where they fit (16 per row tile at D = 64).
+    constexpr bool kQRegs = kMt * D <= 128;
     extern __shared__ __align__(16) unsigned char smem[];
     __half* q_s = reinterpret_cast<__half*>(smem);                          // [kBr][kStride]
     __half* k_s = q_s + kBr * kStride;                                      // [2][kBc][kStride]
     __half* v_s = k_s + 2 * kBc * kStride;                                  // [2][kBc][kStride]
     int32_t* cpos_s = reinterpret_cast<int32_t*>(v_s + 2 * kBc * kStride);  // [2][kBc]
     int32_t* cseq_s = cpos_s + 2 * kBc;                                     // [2][kBc]
-    uint32_t* kept_s = reinterpret_cast<uint32_t*>(cseq_s + 2 * kBc);       // block-sparse bits
+    int32_t* tpos_s = cseq_s + 2 * kBc;                                     // [kBr]
+    int32_t* tseq_s = tpos_s + kBr;                                         // [kBr]
+    uint32_t* kept_s = reinterpret_cast<uint32_t*>(tseq_s + kBr);           // block-sparse bits
     __shared__ int32_t span_s[4][kBr / 32];  // per warp of tokens: seq min/max, pos min/max
     __shared__ int32_t first_s, last_s;
+    __shared__ QuerySpan qs_s;  // read from here in the main loop: registers go to O and S
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     // The last token tiles see the most cells under a causal mask: start them first.
@@ -113,12 +150,14 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
     const int n_spans = (n_cells + kSpanCells - 1) / kSpanCells;
     const int n_tiles = (n_cells + kBc - 1) / kBc;
 
-    // Query span of the block's tokens (one warp per 32 tokens).
+    // Query span of the block's tokens (one warp per 32 tokens), and each token's pos/seq.
+    static_assert(kThreads >= kBr, "one thread per query row");
     {
         const int t = t0 + tid;
         const bool valid = tid < kBr && t >= 0 && t < a.n_tokens;
-        int32_t smin = valid ? a.q_seq[t] : INT32_MAX, smax = valid ? a.q_seq[t] : INT32_MIN;
-        int32_t pmin = valid ? a.q_pos[t] : INT32_MAX, pmax = valid ? a.q_pos[t] : INT32_MIN;
+        const int32_t ts = valid ? a.q_seq[t] : -2, tp = valid ? a.q_pos[t] : 0;
+        int32_t smin = valid ? ts : INT32_MAX, smax = valid ? ts : INT32_MIN;
+        int32_t pmin = valid ? tp : INT32_MAX, pmax = valid ? tp : INT32_MIN;
         for (int o = 16; o > 0; o >>= 1) {
             smin = min(smin, __shfl_xor_sync(0xffffffffu, smin, o));
             smax = max(smax, __shfl_xor_sync(0xffffffffu, smax, o));
@@ -130,6 +169,10 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
             span_s[1][warp] = smax;
             span_s[2][warp] = pmin;
             span_s[3][warp] = pmax;
+        }
+        if (tid < kBr) {
+            tpos_s[tid] = tp;
+            tseq_s[tid] = ts;  // -2 never matches a cell: padding rows see nothing
         }
         if (tid == 0) {
             first_s = n_tiles;
@@ -146,8 +189,9 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
             if (lane == 0) kept_s[w] = bits;
         }
     }
-    const uint32_t* kept = a.block_mask != nullptr ? kept_s : nullptr;
-    // Q tile, pre-scaled, to F16 (rows past n_tokens are zeros).
+    // Q tile to F16, pre-scaled by scale log2 e (the softmax runs on exp2); rows past n_tokens
+    // are zeros.
+    const float qscale = a.scale * kLog2e;
     for (int i = tid; i < kBr * (D / 4); i += kThreads) {
         const int r = i / (D / 4), c4 = i % (D / 4);
         float4 v = make_float4(0, 0, 0, 0);
@@ -157,8 +201,8 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
                                                  h * a.q_nb1 + c4 * 16);
         }
         __half2* dst = reinterpret_cast<__half2*>(q_s + r * kStride + c4 * 4);
-        dst[0] = __floats2half2_rn(v.x * a.scale, v.y * a.scale);
-        dst[1] = __floats2half2_rn(v.z * a.scale, v.w * a.scale);
+        dst[0] = __floats2half2_rn(v.x * qscale, v.y * qscale);
+        dst[1] = __floats2half2_rn(v.z * qscale, v.w * qscale);
     }
     __syncthreads();
     QuerySpan qs;
@@ -173,12 +217,13 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
             qs.pos_max = max(qs.pos_max, span_s[3][w]);
         }
         qs.seq = smin == smax ? smin : kSeqMixed;
+        if (tid == 0) qs_s = qs;
     }
     // The first and last tiles anyone sees, classified by all threads at once, so the
     // sequential search for the next tile never walks the (causal) invisible tail.
     for (int i = tid; i < n_tiles; i += kThreads) {
         const int kb = i / (kBsaBlock / kBc);
-        if (kept != nullptr && (kept[kb >> 5] >> (kb & 31) & 1) == 0) continue;
+        if (a.block_mask != nullptr && (kept_s[kb >> 5] >> (kb & 31) & 1) == 0) continue;
         if (tile_class<kBc>(a, n_spans, i, qs) != TILE_NONE) {
             atomicMin(&first_s, i);
             atomicMax(&last_s, i);
@@ -187,156 +232,245 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
     __syncthreads();
     const int tile_end = last_s + 1;
 
-    // Rows of this thread: r0 = warp * 16 + lane / 4 and r0 + 8.
-    const int r0 = warp * 16 + lane / 4;
-    int32_t tpos[2], tseq[2];
-    const float* mrow[2];
+    // Rows of this thread: row0 + 16 mt + 8 ri for row tile mt < kMt and ri < 2.
+    const int row0 = warp * 16 * kMt + lane / 4;
+    uint32_t qf[kQRegs ? kMt : 1][kQRegs ? D / 16 : 1][4];
+    if constexpr (kQRegs) {
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        const int t = t0 + r0 + 8 * i;
-        const bool valid = t >= 0 && t < a.n_tokens;
-        tpos[i] = valid ? a.q_pos[t] : 0;
-        tseq[i] = valid ? a.q_seq[t] : -2;  // never matches a cell: padding rows see nothing
-        mrow[i] = a.mask != nullptr && valid
-                      ? reinterpret_cast<const float*>(reinterpret_cast<const char*>(a.mask) +
-                                                       static_cast<int64_t>(t) * a.mask_nb1)
-                      : nullptr;
+        for (int mt = 0; mt < kMt; ++mt)
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk)
+                ldmatrix_x4(qf[mt][kk], q_s + (warp * 16 * kMt + mt * 16 + (lane % 16)) * kStride +
+                                            kk * 16 + (lane / 16) * 8);
     }
 
-    const char* kbase = reinterpret_cast<const char*>(a.k) + g * a.k_nb1;
-    const char* vbase = reinterpret_cast<const char*>(a.v) + g * a.v_nb1;
-    auto load_tile = [&](int tile, int stage) {
-        const int64_t c0 = a.cell_begin + static_cast<int64_t>(tile) * kBc;
-        __half* ks = k_s + stage * kBc * kStride;
-        __half* vs = v_s + stage * kBc * kStride;
-        for (int i = tid; i < kBc * kChunks; i += kThreads) {
-            const int r = i / kChunks, ch = i % kChunks;
-            const bool valid = c0 + r < a.cell_end;
-            const int64_t c = valid ? c0 + r : a.cell_begin;
-            cp_async16(ks + r * kStride + ch * 8, kbase + c * a.k_nb2 + ch * 16, valid);
-            cp_async16(vs + r * kStride + ch * 8, vbase + c * a.v_nb2 + ch * 16, valid);
+    // Each thread copies one 16-byte chunk column of rows r_ld + kLdRows j: one base pointer per
+    // tile and constant steps, so no per-row addresses stay live across the loop.
+    constexpr int kLdRows = kThreads / kChunks;  // rows per pass of the block
+    static_assert(kThreads % kChunks == 0 && kBc % kLdRows == 0, "whole passes");
+    const int r_ld = tid / kChunks, ch_ld = tid % kChunks;
+    // Cell pos/seq only for tiles checked per element, asynchronously too: a plain load here
+    // would stall the block at every tile.
+    auto load_tile = [&](int tile, int stage, int tile_cls) {
+        const int64_t c0 = a.cell_begin + static_cast<int64_t>(tile) * kBc + r_ld;
+        const int64_t n_left = a.cell_end - c0;  // row r_ld + kLdRows j is a cell iff < n_left
+        const char* kp = reinterpret_cast<const char*>(a.k) + g * a.k_nb1 + ch_ld * 16;
+        const char* vp = reinterpret_cast<const char*>(a.v) + g * a.v_nb1 + ch_ld * 16;
+        const char* k0 = kp + a.cell_begin * a.k_nb2;  // any readable address: src-size 0
+        const char* v0 = vp + a.cell_begin * a.v_nb2;
+        kp += c0 * a.k_nb2;
+        vp += c0 * a.v_nb2;
+        __half* ks = k_s + (stage * kBc + r_ld) * kStride + ch_ld * 8;
+        __half* vs = v_s + (stage * kBc + r_ld) * kStride + ch_ld * 8;
+#pragma unroll
+        for (int j = 0; j < kBc / kLdRows; ++j) {
+            const bool valid = j * kLdRows < n_left;
+            cp_async16(ks + j * kLdRows * kStride, valid ? kp + j * kLdRows * a.k_nb2 : k0, valid);
+            cp_async16(vs + j * kLdRows * kStride, valid ? vp + j * kLdRows * a.v_nb2 : v0, valid);
         }
+        if (tile_cls != TILE_PARTIAL) return;
         for (int i = tid; i < kBc; i += kThreads) {
-            const int64_t c = c0 + i;
-            const bool valid = c < a.cell_end;
-            cpos_s[stage * kBc + i] = valid ? a.cell_pos[c] : 0;
-            cseq_s[stage * kBc + i] = valid ? a.cell_seq[c] : -1;
+            const int64_t c = a.cell_begin + static_cast<int64_t>(tile) * kBc + i;
+            if (c < a.cell_end) {
+                cp_async4(cpos_s + stage * kBc + i, a.cell_pos + c);
+                cp_async4(cseq_s + stage * kBc + i, a.cell_seq + c);
+            } else {
+                cpos_s[stage * kBc + i] = 0;
+                cseq_s[stage * kBc + i] = -1;  // empty: never visible
+            }
         }
     };
 
-    float o[D / 8][4];
+    float o[kMt][D / 8][4];
 #pragma unroll
-    for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0;
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0, 0};  // m in log2 units; l per-thread partial
+    for (int mt = 0; mt < kMt; ++mt)
+#pragma unroll
+        for (int i = 0; i < D / 8; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0;
+    // Per row (mt, ri): m in log2 units; l a per-thread partial sum.
+    float m[kMt][2], l[kMt][2];
+#pragma unroll
+    for (int mt = 0; mt < kMt; ++mt) {
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0;
+    }
 
     int cls = TILE_NONE;
-    int tile = next_tile<kBc>(a, n_spans, tile_end, first_s, qs, kept, cls);
-    if (tile < tile_end) load_tile(tile, 0);
+    int tile = next_tile<kBc>(a, n_spans, tile_end, first_s, qs_s, kept_s, cls);
+    if (tile < tile_end) load_tile(tile, 0, cls);
     cp_async_commit();
     int stage = 0;
     while (tile < tile_end) {
         int next_cls = TILE_NONE;
-        const int next = next_tile<kBc>(a, n_spans, tile_end, tile + 1, qs, kept, next_cls);
-        if (next < tile_end) load_tile(next, stage ^ 1);
+        const int next = next_tile<kBc>(a, n_spans, tile_end, tile + 1, qs_s, kept_s, next_cls);
+        // The spans the next search reads first, into L1 while this tile computes.
+        if (lane == 0 && next + 1 < tile_end)
+            prefetch_l1(a.spans + (next + 1) * (kBc / kSpanCells));
+        if (next < tile_end) load_tile(next, stage ^ 1, next_cls);
         cp_async_commit();
         cp_async_wait_1();
         __syncthreads();
 
         const __half* ks = k_s + stage * kBc * kStride;
         const __half* vs = v_s + stage * kBc * kStride;
-        // S = Q K^T: 16 rows x kBc cells per warp.
-        float s[kBc / 8][4];
+        // S = Q K^T: 16 kMt rows x kBc cells per warp; each K fragment feeds kMt mma's.
+        float s[kMt][kBc / 8][4];
 #pragma unroll
-        for (int n = 0; n < kBc / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0;
+        for (int mt = 0; mt < kMt; ++mt)
+#pragma unroll
+            for (int n = 0; n < kBc / 8; ++n)
+                s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0;
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
-            uint32_t qa[4];
-            ldmatrix_x4(qa, q_s + (warp * 16 + (lane % 16)) * kStride + kk * 16 + (lane / 16) * 8);
+            uint32_t qa[kMt][4];
+#pragma unroll
+            for (int mt = 0; mt < kMt; ++mt) {
+                if constexpr (kQRegs) {
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) qa[mt][j] = qf[mt][kk][j];
+                } else {
+                    ldmatrix_x4(qa[mt], q_s + (warp * 16 * kMt + mt * 16 + (lane % 16)) * kStride +
+                                            kk * 16 + (lane / 16) * 8);
+                }
+            }
 #pragma unroll
             for (int nn = 0; nn < kBc / 16; ++nn) {
                 uint32_t kb[4];
                 ldmatrix_x4(kb, ks + (nn * 16 + (lane & 7) + ((lane >> 4) << 3)) * kStride +
                                     kk * 16 + ((lane >> 3) & 1) * 8);
-                mma_16816(s[2 * nn], qa, kb[0], kb[1]);
-                mma_16816(s[2 * nn + 1], qa, kb[2], kb[3]);
+#pragma unroll
+                for (int mt = 0; mt < kMt; ++mt) {
+                    mma_16816(s[mt][2 * nn], qa[mt], kb[0], kb[1]);
+                    mma_16816(s[mt][2 * nn + 1], qa[mt], kb[2], kb[3]);
+                }
             }
         }
 
-        // Softcap, visibility (only on tiles that need it), online softmax (log2 domain).
+        // Softcap, visibility (only on tiles that need it), online softmax; S is in log2 units
+        // (Q carries log2 e), so softcap c becomes c log2 e and a mask value m becomes m log2 e.
         if (a.softcap > 0) {
+            const float cap = a.softcap * kLog2e, inv_cap = 1.0f / cap;
 #pragma unroll
-            for (int n = 0; n < kBc / 8; ++n)
+            for (int mt = 0; mt < kMt; ++mt)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) s[n][e] = a.softcap * tanhf(s[n][e] / a.softcap);
+                for (int n = 0; n < kBc / 8; ++n)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) s[mt][n][e] = cap * tanhf(s[mt][n][e] * inv_cap);
         }
         if (cls == TILE_PARTIAL) {
+            // Per cell column, then per row: the rows' pos/seq are the only state kept.
+            int32_t tp[kMt][2], ts[kMt][2];
+#pragma unroll
+            for (int mt = 0; mt < kMt; ++mt) {
+#pragma unroll
+                for (int ri = 0; ri < 2; ++ri) {
+                    tp[mt][ri] = tpos_s[row0 + 16 * mt + 8 * ri];
+                    ts[mt][ri] = tseq_s[row0 + 16 * mt + 8 * ri];
+                }
+            }
 #pragma unroll
             for (int n = 0; n < kBc / 8; ++n) {
 #pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int cell = n * 8 + 2 * (lane & 3) + (e & 1), ri = e >> 1;
-                    const int32_t cs = cseq_s[stage * kBc + cell], cp = cpos_s[stage * kBc + cell];
-                    if (!attn_visible(cs, cp, tseq[ri], tpos[ri], a.window)) {
-                        s[n][e] = -INFINITY;
-                    } else if (mrow[ri] != nullptr) {
-                        s[n][e] += mrow[ri][static_cast<int64_t>(tile) * kBc + cell];
+                for (int e1 = 0; e1 < 2; ++e1) {
+                    const int cell = stage * kBc + n * 8 + 2 * (lane & 3) + e1;
+                    const int32_t cs = cseq_s[cell], cp = cpos_s[cell];
+#pragma unroll
+                    for (int mt = 0; mt < kMt; ++mt)
+#pragma unroll
+                        for (int ri = 0; ri < 2; ++ri)
+                            if (!attn_visible(cs, cp, ts[mt][ri], tp[mt][ri], a.window))
+                                s[mt][n][2 * ri + e1] = -INFINITY;
+                }
+            }
+            if (a.mask != nullptr) {
+                // Visible cells only (those past cell_end never are): S is finite there.
+#pragma unroll
+                for (int mt = 0; mt < kMt; ++mt) {
+#pragma unroll
+                    for (int ri = 0; ri < 2; ++ri) {
+                        const int t = t0 + row0 + 16 * mt + 8 * ri;
+                        if (t < 0 || t >= a.n_tokens) continue;
+                        const float* mrow =
+                            reinterpret_cast<const float*>(reinterpret_cast<const char*>(a.mask) +
+                                                           static_cast<int64_t>(t) * a.mask_nb1) +
+                            static_cast<int64_t>(tile) * kBc + 2 * (lane & 3);
+#pragma unroll
+                        for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+                            for (int e1 = 0; e1 < 2; ++e1) {
+                                float& x = s[mt][n][2 * ri + e1];
+                                if (x != -INFINITY) x += mrow[n * 8 + e1] * kLog2e;
+                            }
+                        }
                     }
                 }
             }
         }
-        float mx[2] = {-INFINITY, -INFINITY};
+        float alpha[kMt][2], m_use[kMt][2];
 #pragma unroll
-        for (int n = 0; n < kBc / 8; ++n) {
+        for (int mt = 0; mt < kMt; ++mt) {
+            float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                s[n][e] *= kLog2e;
-                mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
+            for (int n = 0; n < kBc / 8; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
+#pragma unroll
+            for (int ri = 0; ri < 2; ++ri) {
+                mx[ri] = fmaxf(mx[ri], __shfl_xor_sync(0xffffffffu, mx[ri], 1));
+                mx[ri] = fmaxf(mx[ri], __shfl_xor_sync(0xffffffffu, mx[ri], 2));
+                const float m_new = fmaxf(m[mt][ri], mx[ri]);
+                m_use[mt][ri] = m_new == -INFINITY ? 0.0f : m_new;  // avoids -inf - -inf = NaN
+                alpha[mt][ri] = exp2_ftz(m[mt][ri] - m_use[mt][ri]);
+                m[mt][ri] = m_new;
+                l[mt][ri] *= alpha[mt][ri];
             }
         }
-        float alpha[2], m_use[2];
+        // O needs no rescaling when no row max of the warp moved (common once the max settles).
+        bool same = true;
 #pragma unroll
-        for (int ri = 0; ri < 2; ++ri) {
-            mx[ri] = fmaxf(mx[ri], __shfl_xor_sync(0xffffffffu, mx[ri], 1));
-            mx[ri] = fmaxf(mx[ri], __shfl_xor_sync(0xffffffffu, mx[ri], 2));
-            const float m_new = fmaxf(m[ri], mx[ri]);
-            m_use[ri] = m_new == -INFINITY ? 0.0f : m_new;  // avoids -inf - -inf = NaN
-            alpha[ri] = exp2f(m[ri] - m_use[ri]);
-            m[ri] = m_new;
-            l[ri] *= alpha[ri];
-        }
+        for (int mt = 0; mt < kMt; ++mt)
+            same = same && alpha[mt][0] == 1.0f && alpha[mt][1] == 1.0f;
+        const bool rescale = !__all_sync(0xffffffffu, same);
+        // P = exp2(S - m), straight into F16 A fragments (P's accumulator layout is the A
+        // layout of the next mma); l sums the F32 values.
+        uint32_t pa[kMt][kBc / 16][4];
 #pragma unroll
-        for (int n = 0; n < kBc / 8; ++n) {
+        for (int mt = 0; mt < kMt; ++mt) {
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const float p = exp2f(s[n][e] - m_use[e >> 1]);
-                s[n][e] = p;
-                l[e >> 1] += p;
+            for (int n = 0; n < kBc / 8; ++n) {
+                float p[4];
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    p[e] = exp2_ftz(s[mt][n][e] - m_use[mt][e >> 1]);
+                    l[mt][e >> 1] += p[e];
+                }
+                pa[mt][n / 2][(n & 1) * 2] = pack_half2(p[0], p[1]);
+                pa[mt][n / 2][(n & 1) * 2 + 1] = pack_half2(p[2], p[3]);
             }
-        }
+            if (rescale) {
 #pragma unroll
-        for (int i = 0; i < D / 8; ++i) {
-            o[i][0] *= alpha[0];
-            o[i][1] *= alpha[0];
-            o[i][2] *= alpha[1];
-            o[i][3] *= alpha[1];
+                for (int i = 0; i < D / 8; ++i) {
+                    o[mt][i][0] *= alpha[mt][0];
+                    o[mt][i][1] *= alpha[mt][0];
+                    o[mt][i][2] *= alpha[mt][1];
+                    o[mt][i][3] *= alpha[mt][1];
+                }
+            }
         }
 
-        // O += P V: P's accumulators are already the A fragments of the next mma.
+        // O += P V; each V fragment feeds kMt mma's.
 #pragma unroll
         for (int kk = 0; kk < kBc / 16; ++kk) {
-            uint32_t pa[4];
-            pa[0] = pack_half2(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = pack_half2(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
             for (int dn = 0; dn < D / 16; ++dn) {
                 uint32_t vb[4];
                 ldmatrix_x4_trans(vb, vs +
                                           (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride +
                                           dn * 16 + (lane >> 4) * 8);
-                mma_16816(o[2 * dn], pa, vb[0], vb[1]);
-                mma_16816(o[2 * dn + 1], pa, vb[2], vb[3]);
+#pragma unroll
+                for (int mt = 0; mt < kMt; ++mt) {
+                    mma_16816(o[mt][2 * dn], pa[mt][kk], vb[0], vb[1]);
+                    mma_16816(o[mt][2 * dn + 1], pa[mt][kk], vb[2], vb[3]);
+                }
             }
         }
         __syncthreads();  // this stage is overwritten by the load two tiles ahead
@@ -346,34 +480,39 @@ __global__ void __launch_bounds__(kThreads) attn_mma_kernel(AttnArgs a) {
     }
 
 #pragma unroll
-    for (int ri = 0; ri < 2; ++ri) {
-        l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 1);
-        l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 2);
-        const int t = t0 + r0 + 8 * ri;
-        if (t < 0 || t >= a.n_tokens) continue;
-        const float inv = l[ri] > 0 ? 1.0f / l[ri] : 0.0f;  // no visible key: zeros
-        float* out = reinterpret_cast<float*>(reinterpret_cast<char*>(a.out) +
-                                              static_cast<int64_t>(t) * a.out_nb2 + h * a.out_nb1);
+    for (int mt = 0; mt < kMt; ++mt) {
 #pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-            *reinterpret_cast<float2*>(out + n * 8 + 2 * (lane & 3)) =
-                make_float2(o[n][2 * ri] * inv, o[n][2 * ri + 1] * inv);
+        for (int ri = 0; ri < 2; ++ri) {
+            float lr = l[mt][ri];
+            lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+            lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+            const int t = t0 + row0 + 16 * mt + 8 * ri;
+            if (t < 0 || t >= a.n_tokens) continue;
+            const float inv = lr > 0 ? 1.0f / lr : 0.0f;  // no visible key: zeros
+            float* out =
+                reinterpret_cast<float*>(reinterpret_cast<char*>(a.out) +
+                                         static_cast<int64_t>(t) * a.out_nb2 + h * a.out_nb1);
+#pragma unroll
+            for (int n = 0; n < D / 8; ++n) {
+                *reinterpret_cast<float2*>(out + n * 8 + 2 * (lane & 3)) =
+                    make_float2(o[mt][n][2 * ri] * inv, o[mt][n][2 * ri + 1] * inv);
+            }
         }
     }
 }
 
-template <int D, int kBc>
+template <int D, int kBc, int kMt>
 void launch(CudaContext& ctx, const AttnArgs& a) {
     static_assert(kBr == kBsaBlock && kBsaBlock % kBc == 0, "block-sparse needs kBr = block");
-    constexpr size_t kSmem = static_cast<size_t>(kBr + 4 * kBc) * (D + 8) * 2 + 4 * kBc * 4;
     // + the block-sparse bitmask: 4 bytes per 32 key blocks (128 bytes at 128K cells).
     const size_t smem =
-        kSmem + (a.block_mask != nullptr ? static_cast<size_t>(a.n_kblocks + 31) / 32 * 4 : 0);
+        mma_smem_bytes<D, kBc>() +
+        (a.block_mask != nullptr ? static_cast<size_t>(a.n_kblocks + 31) / 32 * 4 : 0);
     SIFT_CHECK(smem <= ctx.smem_optin, "attention: {} key blocks exceed shared memory",
                a.n_kblocks);
     static size_t configured = 0;  // per instantiation (and per process: one device)
     if (smem > configured) {
-        SIFT_CUDA_CHECK(cudaFuncSetAttribute(attn_mma_kernel<D, kBc>,
+        SIFT_CUDA_CHECK(cudaFuncSetAttribute(attn_mma_kernel<D, kBc, kMt>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              static_cast<int>(smem)));
         configured = smem;
@@ -381,7 +520,7 @@ void launch(CudaContext& ctx, const AttnArgs& a) {
     const unsigned n_blocks =
         a.block_mask != nullptr ? static_cast<unsigned>(a.n_qblocks) : (a.n_tokens + kBr - 1) / kBr;
     const dim3 grid(n_blocks, a.n_head);
-    attn_mma_kernel<D, kBc><<<grid, kThreads, smem, ctx.stream>>>(a);
+    attn_mma_kernel<D, kBc, kMt><<<grid, mma_threads(kMt), smem, ctx.stream>>>(a);
     SIFT_CUDA_LAUNCH_CHECK();
 }
 
@@ -392,15 +531,17 @@ bool attention_mma_supported(int head_dim) {
 }
 
 void attention_mma_launch(CudaContext& ctx, const AttnArgs& a) {
-    // 64-cell tiles; 32 at head_dim 256, where O alone takes 128 registers a thread and two
-    // 64-cell stages of K and V would leave one block per SM.
+    // 64-cell tiles and two row tiles per warp (4 warps: ~104 KB of shared memory and up to 255
+    // registers a thread at head_dim 128, two blocks per SM). head_dim 256: one row tile per warp
+    // (8 warps) and 32-cell tiles, where O alone takes 128 registers a thread and two 64-cell
+    // stages of K and V would leave one block per SM.
     switch (a.head_dim) {
         case 64:
-            return launch<64, 64>(ctx, a);
+            return launch<64, 64, 2>(ctx, a);
         case 128:
-            return launch<128, 64>(ctx, a);
+            return launch<128, 64, 2>(ctx, a);
         case 256:
-            return launch<256, 32>(ctx, a);
+            return launch<256, 32, 1>(ctx, a);
         default:
             SIFT_CHECK(false, "attention: no tensor-core kernel for head_dim {}", a.head_dim);
     }

@@ -201,28 +201,26 @@ __global__ void __launch_bounds__(kThreads)
                              row - shift + (bytes > 0 ? lane * 16 : 0), bytes);
         }
     };
+    // F16/F32 rows: `chunks` 16-byte chunks per cell, `stride` bytes apart in shared memory.
+    auto load_rows = [&](const char* base, int64_t nb2, unsigned char* dst, int stride, int chunks,
+                         int64_t c0) {
+        for (int i = tid; i < kVecTile * chunks; i += kThreads) {
+            const int r = i / chunks, ch = i % chunks;
+            const bool valid = c0 + r < c_hi;
+            cp_async16(dst + r * stride + ch * 16, base + (valid ? c0 + r : c0) * nb2 + ch * 16,
+                       valid);
+        }
+    };
     auto load_step = [&](int64_t c0, int stage) {
         if constexpr (kKQ8) {
             load_raw(kbase, a.k_nb2, k_s + stage * kVecTile * raw_stride, c0);
         } else {
-            unsigned char* ks = k_s + stage * kVecTile * k_stride;
-            for (int i = tid; i < kVecTile * k_chunks; i += kThreads) {
-                const int r = i / k_chunks, ch = i % k_chunks;
-                const bool valid = c0 + r < c_hi;
-                cp_async16(ks + r * k_stride + ch * 16,
-                           kbase + (valid ? c0 + r : c0) * a.k_nb2 + ch * 16, valid);
-            }
+            load_rows(kbase, a.k_nb2, k_s + stage * kVecTile * k_stride, k_stride, k_chunks, c0);
         }
         if constexpr (kVQ8) {
             load_raw(vbase, a.v_nb2, v_s + stage * kVecTile * raw_stride, c0);
         } else {
-            unsigned char* vs = v_s + stage * kVecTile * v_stride;
-            for (int i = tid; i < kVecTile * v_chunks; i += kThreads) {
-                const int r = i / v_chunks, ch = i % v_chunks;
-                const bool valid = c0 + r < c_hi;
-                cp_async16(vs + r * v_stride + ch * 16,
-                           vbase + (valid ? c0 + r : c0) * a.v_nb2 + ch * 16, valid);
-            }
+            load_rows(vbase, a.v_nb2, v_s + stage * kVecTile * v_stride, v_stride, v_chunks, c0);
         }
     };
     // A raw Q8_0 step -> F32 d * q [32 cells][D] (row stride `stride`): 4 threads per cell, each

@@ -132,22 +132,7 @@ __global__ void rms_norm_kernel(const void* x, RowLayout lx, const float* w, flo
     }
     ss = block_sum(ss, shared);
     const auto inv = static_cast<float>(1.0 / sqrt(static_cast<double>(ss) / n + eps));
-    if constexpr (kVec) {
-        for (int64_t j = threadIdx.x * 4; j < n; j += blockDim.x * 4) {
-            float4 v = *reinterpret_cast<const float4*>(px + j);
-            v.x *= inv, v.y *= inv, v.z *= inv, v.w *= inv;
-            if (w != nullptr) {
-                const float4 g = *reinterpret_cast<const float4*>(w + j);
-                v.x *= g.x, v.y *= g.y, v.z *= g.z, v.w *= g.w;
-            }
-            store4(po + j, v);
-        }
-    } else {
-        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-            const float v = px[j] * inv;
-            store1(po + j, w != nullptr ? v * w[j] : v);
-        }
-    }
+    scale_row<kVec>(px, inv, w, po, n, threadIdx.x, blockDim.x);
 }
 
 // Narrow rows (qk-norm's head_dim, small models' widths): one warp per row, kWarpRows rows per
@@ -169,15 +154,7 @@ __global__ void __launch_bounds__(kWarpRows * 32)
     }
     for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
     const auto inv = static_cast<float>(1.0 / sqrt(static_cast<double>(ss) / n + eps));
-    for (int64_t j = lane * 4; j < n; j += 128) {
-        float4 v = *reinterpret_cast<const float4*>(px + j);
-        v.x *= inv, v.y *= inv, v.z *= inv, v.w *= inv;
-        if (w != nullptr) {
-            const float4 g = *reinterpret_cast<const float4*>(w + j);
-            v.x *= g.x, v.y *= g.y, v.z *= g.z, v.w *= g.w;
-        }
-        store4(po + j, v);
-    }
+    scale_row<true>(px, inv, w, po, n, lane, 32);
 }
 
 // One block per token: cos/sin of the token's angles once into shared memory (double, as the

@@ -45,22 +45,7 @@ __global__ void add_rms_norm_kernel(const void* a, RowLayout la, const void* b, 
     }
     ss = block_sum(ss, shared);
     const auto inv = static_cast<float>(1.0 / sqrt(static_cast<double>(ss) / n + eps));
-    if constexpr (kVec) {
-        for (int64_t j = threadIdx.x * 4; j < n; j += blockDim.x * 4) {
-            float4 v = *reinterpret_cast<const float4*>(ps + j);
-            v.x *= inv, v.y *= inv, v.z *= inv, v.w *= inv;
-            if (w != nullptr) {
-                const float4 g = *reinterpret_cast<const float4*>(w + j);
-                v.x *= g.x, v.y *= g.y, v.z *= g.z, v.w *= g.w;
-            }
-            store4(po + j, v);
-        }
-    } else {
-        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-            const float v = ps[j] * inv;
-            store1(po + j, w != nullptr ? v * w[j] : v);
-        }
-    }
+    scale_row<kVec>(ps, inv, w, po, n, threadIdx.x, blockDim.x);
 }
 
 // One block per token; cos/sin of the token's angles in shared memory (double, as rope), then a

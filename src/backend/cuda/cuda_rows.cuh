@@ -73,6 +73,29 @@ __device__ __forceinline__ void store4(__nv_bfloat16* p, float4 v) {
     *reinterpret_cast<uint2*>(p) = u;
 }
 
+// The normalizing pass of the RMS norms: dst[j] = (src[j] * inv) * w[j] (w may be null) for the
+// j this thread owns: first, first + step, ... (kVec: 4 values each, from 4 * first by 4 * step).
+template <bool kVec, typename OutT>
+__device__ __forceinline__ void scale_row(const float* src, float inv, const float* w, OutT* dst,
+                                          int64_t n, int first, int step) {
+    if constexpr (kVec) {
+        for (int64_t j = first * 4; j < n; j += step * 4) {
+            float4 v = *reinterpret_cast<const float4*>(src + j);
+            v.x *= inv, v.y *= inv, v.z *= inv, v.w *= inv;
+            if (w != nullptr) {
+                const float4 g = *reinterpret_cast<const float4*>(w + j);
+                v.x *= g.x, v.y *= g.y, v.z *= g.z, v.w *= g.w;
+            }
+            store4(dst + j, v);
+        }
+    } else {
+        for (int64_t j = first; j < n; j += step) {
+            const float v = src[j] * inv;
+            store1(dst + j, w != nullptr ? v * w[j] : v);
+        }
+    }
+}
+
 // An output row of F32 or BF16 (the types the row ops may write).
 inline void check_out_rows(const Tensor& t, const char* op) {
     SIFT_CHECK((t.type == DType::F32 && t.nb[0] == 4) || (t.type == DType::BF16 && t.nb[0] == 2),
