@@ -3,9 +3,10 @@
 //   build/bench_cuda_attention_bench
 //   build/bench_cuda_attention_bench --benchmark_filter=prefill
 //
-// Llama-3-8B-shaped attention: 32 query heads, 8 KV heads, head_dim 128, F16 cache.
-//   prefill/S: causal prompt of S tokens over its own S cells; TFLOP/s counting 4 S^2/2 n_head d
-//     (QK^T and PV, the visible lower triangle only).
+// Llama-3-8B-shaped attention: 32 query heads, 8 KV heads, head_dim 128 (prefill also 64 and
+// 256, the tensor-core kernel's other tile configurations), F16 cache.
+//   prefill/S/D: causal prompt of S tokens over its own S cells, head_dim D; TFLOP/s counting
+//     4 S^2/2 n_head D (QK^T and PV, the visible lower triangle only).
 //   decode/N: one token over N cells; GB/s of K and V read (2 N n_head_kv d 2 bytes) and the
 //     fraction of the measured device-to-device copy bandwidth.
 // Each iteration is timed with CUDA events around the one op (manual time), after a warm-up; K/V
@@ -29,7 +30,7 @@ using sift::DType;
 using sift::Tensor;
 using namespace sift::cuda;
 
-constexpr int64_t kHeadDim = 128, kHeads = 32, kHeadsKv = 8;
+constexpr int64_t kHeads = 32, kHeadsKv = 8;
 
 using sift::bench::context;
 using sift::bench::device_alloc;
@@ -44,12 +45,13 @@ void fill_random_f16(void* dst, size_t n, uint32_t seed) {
 }
 
 struct Problem {
-    int64_t n_tokens, n_cells;
+    int64_t n_tokens, n_cells, head_dim;
     void *q, *k, *v, *out, *q_pos, *q_seq, *cell_pos, *cell_seq;
     sift::AttentionInputs in;
 
-    Problem(int64_t tokens, int64_t cells) : n_tokens(tokens), n_cells(cells) {
-        const size_t q_n = kHeadDim * kHeads * tokens, kv_n = kHeadDim * kHeadsKv * cells;
+    Problem(int64_t tokens, int64_t cells, int64_t d = 128)
+        : n_tokens(tokens), n_cells(cells), head_dim(d) {
+        const size_t q_n = d * kHeads * tokens, kv_n = d * kHeadsKv * cells;
         q = device_alloc(q_n * 4);
         out = device_alloc(q_n * 4);
         k = device_alloc(kv_n * 2);
@@ -74,9 +76,9 @@ struct Problem {
         SIFT_CUDA_CHECK(cudaMemcpy(q_pos, tpos.data(), tokens * 4, cudaMemcpyHostToDevice));
         SIFT_CUDA_CHECK(cudaMemcpy(q_seq, tseq.data(), tokens * 4, cudaMemcpyHostToDevice));
         const auto dev = sift::Device::DEVICE_CUDA;
-        in.q = Tensor::view(q, DType::F32, {kHeadDim, kHeads, tokens}, dev);
-        in.k = Tensor::view(k, DType::F16, {kHeadDim, kHeadsKv, cells}, dev);
-        in.v = Tensor::view(v, DType::F16, {kHeadDim, kHeadsKv, cells}, dev);
+        in.q = Tensor::view(q, DType::F32, {d, kHeads, tokens}, dev);
+        in.k = Tensor::view(k, DType::F16, {d, kHeadsKv, cells}, dev);
+        in.v = Tensor::view(v, DType::F16, {d, kHeadsKv, cells}, dev);
         in.q_pos = Tensor::view(q_pos, DType::I32, {tokens}, dev);
         in.q_seq = Tensor::view(q_seq, DType::I32, {tokens}, dev);
         in.cell_pos = Tensor::view(cell_pos, DType::I32, {cells}, dev);
@@ -88,7 +90,7 @@ struct Problem {
         for (void* p : {q, k, v, out, q_pos, q_seq, cell_pos, cell_seq}) cudaFree(p);
     }
     Tensor out_t() const {
-        return Tensor::view(out, DType::F32, {kHeadDim, kHeads, n_tokens},
+        return Tensor::view(out, DType::F32, {head_dim, kHeads, n_tokens},
                             sift::Device::DEVICE_CUDA);
     }
 };
@@ -97,7 +99,7 @@ struct Problem {
 void run(benchmark::State& state, Problem& p) {
     CudaContext& ctx = context();
     sift::AttentionParams params;
-    params.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+    params.scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
     for (int i = 0; i < 3; ++i) cuda_attention(ctx, p.in, params, p.out_t());  // warm-up
     cudaEvent_t start, stop;
     SIFT_CUDA_CHECK(cudaEventCreate(&start));
@@ -117,10 +119,10 @@ void run(benchmark::State& state, Problem& p) {
 }
 
 void BM_prefill(benchmark::State& state) {
-    const int64_t s = state.range(0);
-    Problem p(s, s);
+    const int64_t s = state.range(0), d = state.range(1);
+    Problem p(s, s, d);
     run(state, p);
-    const double flops = 4.0 * static_cast<double>(s) * s / 2 * kHeads * kHeadDim;
+    const double flops = 4.0 * static_cast<double>(s) * s / 2 * kHeads * d;
     state.counters["TFLOP/s"] =
         benchmark::Counter(flops * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -155,7 +157,7 @@ void BM_decode(benchmark::State& state) {
     const int64_t cells = state.range(0), tokens = state.range(1);
     Problem p(tokens, cells);
     run(state, p);
-    const double bytes = 2.0 * cells * kHeadsKv * kHeadDim * 2;
+    const double bytes = 2.0 * cells * kHeadsKv * p.head_dim * 2;
     state.counters["GB/s"] =
         benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["of_copy_bw"] =
@@ -164,8 +166,10 @@ void BM_decode(benchmark::State& state) {
 
 BENCHMARK(BM_prefill)
     ->Name("prefill")
-    ->Arg(4096)
-    ->Arg(32768)
+    ->Args({4096, 128})
+    ->Args({32768, 128})
+    ->Args({32768, 64})
+    ->Args({32768, 256})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_decode)

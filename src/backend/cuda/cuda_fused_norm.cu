@@ -67,14 +67,7 @@ __global__ void __launch_bounds__(kRopeWarps * 32)
     const int64_t t = blockIdx.x;
     const int half = n_rot / 2;
     const double position = *at<int32_t>(pos, t * pos_nb);
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        const double inv_freq = freq_scale * pow(static_cast<double>(freq_base), -2.0 * i / n_rot) /
-                                (factors != nullptr ? static_cast<double>(factors[i]) : 1.0);
-        double s, c;
-        sincos(position * inv_freq, &s, &c);
-        cs[2 * i] = static_cast<float>(c);
-        cs[2 * i + 1] = static_cast<float>(s);
-    }
+    rope_angles(cs, position, n_rot, freq_base, freq_scale, factors);
     __syncthreads();
     const int stride = neox ? 1 : 2, offset = neox ? half : 1;
     for (int h = warp; h < n_head; h += kRopeWarps) {

@@ -96,6 +96,21 @@ __device__ __forceinline__ void scale_row(const float* src, float inv, const flo
     }
 }
 
+// RoPE's cos/sin of one token's angles into cs[2 i], cs[2 i + 1], i < n_rot / 2, by the block's
+// threads, in double as the CPU computes them (at positions of 10^5 an F32 angle is off by ~0.01
+// rad). The caller synchronizes before reading cs.
+__device__ __forceinline__ void rope_angles(float* cs, double position, int n_rot, float freq_base,
+                                            float freq_scale, const float* factors) {
+    for (int i = threadIdx.x; i < n_rot / 2; i += blockDim.x) {
+        const double inv_freq = freq_scale * pow(static_cast<double>(freq_base), -2.0 * i / n_rot) /
+                                (factors != nullptr ? static_cast<double>(factors[i]) : 1.0);
+        double s, c;
+        sincos(position * inv_freq, &s, &c);
+        cs[2 * i] = static_cast<float>(c);
+        cs[2 * i + 1] = static_cast<float>(s);
+    }
+}
+
 // An output row of F32 or BF16 (the types the row ops may write).
 inline void check_out_rows(const Tensor& t, const char* op) {
     SIFT_CHECK((t.type == DType::F32 && t.nb[0] == 4) || (t.type == DType::BF16 && t.nb[0] == 2),
