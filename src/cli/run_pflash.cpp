@@ -38,6 +38,15 @@ void add_pflash_scoring_options(CLI::App& sub, PflashOptions& o) {
     sub.add_option("--bsa-min-cells", o.bsa_min_cells,
                    "Block-sparse only once the drafter attends this many cells (dense below)")
         ->capture_default_str();
+    sub.add_option("--bsa-sink", o.bsa_sink, "Block-sparse: the first N key blocks always kept")
+        ->capture_default_str();
+    sub.add_option("--bsa-window", o.bsa_window,
+                   "Block-sparse: the last N key blocks before each query block always kept "
+                   "(>= 1: the diagonal)")
+        ->capture_default_str();
+    sub.add_option("--bsa-last-full", o.bsa_last_full,
+                   "Block-sparse: the prompt's last N query blocks attend to every key block")
+        ->capture_default_str();
     sub.add_option("--drafter-ubatch", o.drafter_ubatch,
                    "Tokens per drafter forward chunk (0: 16384 on a GPU, else the target's)")
         ->capture_default_str();
@@ -76,7 +85,14 @@ Result<spec::PflashParams> pflash_params(const PflashOptions& o) {
     if (o.bsa_alpha < 0 || o.bsa_alpha > 1)
         return make_error("--bsa-alpha must be in [0, 1], got {}", o.bsa_alpha);
     p.bsa.enabled = o.bsa == "on";
+    if (o.bsa_sink < 0) return make_error("--bsa-sink must be >= 0, got {}", o.bsa_sink);
+    if (o.bsa_window < 1) return make_error("--bsa-window must be >= 1, got {}", o.bsa_window);
+    if (o.bsa_last_full < 0)
+        return make_error("--bsa-last-full must be >= 0, got {}", o.bsa_last_full);
     p.bsa.params.alpha = o.bsa_alpha;
+    p.bsa.params.sink = o.bsa_sink;
+    p.bsa.params.window = o.bsa_window;
+    p.bsa.params.last_full = o.bsa_last_full;
     p.bsa.min_cells = o.bsa_min_cells;
     return p;
 }

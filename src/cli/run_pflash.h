@@ -29,6 +29,9 @@ struct PflashOptions {
     std::string bsa = "on";  // on | off
     float bsa_alpha = 0.12f;
     int64_t bsa_min_cells = BlockSparseOptions{}.min_cells;
+    int32_t bsa_sink = BlockSparseParams{}.sink;            // first key blocks always kept
+    int32_t bsa_window = BlockSparseParams{}.window;        // recent key blocks always kept
+    int32_t bsa_last_full = BlockSparseParams{}.last_full;  // last query blocks attend densely
     int32_t drafter_ubatch = 0;  // tokens per drafter forward chunk; 0: drafter_ubatch() below
     int64_t min_segment = 2048;  // --messages: message contents shorter than this are kept
 };

@@ -84,6 +84,12 @@ TEST(PflashCli, BadOptionsAreNamed) {
     EXPECT_NE(r.err.find("--keep-ratio must be in (0, 1]"), std::string::npos) << r.err;
     r = run_command(fmt::format("{} run -m {} -p hi --pflash maybe", SIFT_BINARY, m));
     EXPECT_NE(r.err.find("--pflash takes off or on"), std::string::npos) << r.err;
+    r = run_command(fmt::format("{0} run -m {1} --drafter {1} -p hi --pflash on --bsa-window 0",
+                                SIFT_BINARY, m));
+    EXPECT_NE(r.err.find("--bsa-window must be >= 1"), std::string::npos) << r.err;
+    r = run_command(fmt::format("{0} run -m {1} --drafter {1} -p hi --pflash on --bsa-last-full -1",
+                                SIFT_BINARY, m));
+    EXPECT_NE(r.err.find("--bsa-last-full must be >= 0"), std::string::npos) << r.err;
 }
 
 TEST(PflashCli, ConversationCompressesOnlyLongContext) {
