@@ -32,8 +32,7 @@ void ForwardContext::dump(const std::string& name, int il, const Tensor& t) {
 
 Tensor block_input(ForwardContext& c) {
     const LayerWeights& l = c.w.layers[0];
-    const bool agree =
-        c.be.matmul_input_type(l.wq, c.n_tokens) == c.be.matmul_input_type(l.w_gate, c.n_tokens);
+    const bool agree = c.matmul_input_type(l.wq) == c.matmul_input_type(l.w_gate);
     return agree ? c.matmul_input(l.wq, c.hp.n_embd) : c.act(c.hp.n_embd);
 }
 
@@ -146,8 +145,7 @@ Tensor block_ffn(ForwardContext& c, int il, const Tensor& h, FfnActivation act) 
     }
     // The activation goes to w_down in its input type (in place over gate when that is F32).
     Tensor hidden = gate;
-    if (c.be.matmul_input_type(l.w_down, c.n_tokens) != DType::F32 && c.dump_dir.empty())
-        hidden = c.matmul_input(l.w_down, c.hp.n_ff);
+    if (c.matmul_input_type(l.w_down) != DType::F32) hidden = c.matmul_input(l.w_down, c.hp.n_ff);
     if (act == FfnActivation::FFN_SILU) {
         c.be.swiglu(gate, up, hidden);
     } else {

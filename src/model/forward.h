@@ -69,11 +69,13 @@ struct ForwardContext {
     int64_t dump_index = 0;
 
     Tensor act(int64_t width) { return arena.alloc(DType::F32, width, n_tokens); }
-    // An activation that only feeds matmuls by weight w, in the type the backend wants there
-    // (BF16 for CUDA's GEMMs; F32 while dumping, which reads F32).
+    // The type of an activation that only feeds matmuls by weight w: what the backend wants
+    // there (BF16 for CUDA's GEMMs), F32 while dumping (which reads F32).
+    DType matmul_input_type(const Tensor& w) const {
+        return dump_dir.empty() ? be.matmul_input_type(w, n_tokens) : DType::F32;
+    }
     Tensor matmul_input(const Tensor& w, int64_t width) {
-        const DType type = dump_dir.empty() ? be.matmul_input_type(w, n_tokens) : DType::F32;
-        return arena.alloc(type, width, n_tokens);
+        return arena.alloc(matmul_input_type(w), width, n_tokens);
     }
     int32_t n_layers_run() const { return layer_end > 0 ? layer_end : hp.n_layer; }
     // Writes t to dump_dir as float32 when dumping is on.
