@@ -58,6 +58,10 @@ struct AttentionInputs {
     // attention_block_select; 0 hides key block n from query head h of query block m. Optional.
     const Tensor* block_mask = nullptr;
     int32_t mask_block = 128;  // the block size block_mask was selected with
+    // A hint, results do not depend on it: block_mask's last `dense_tail` query blocks keep
+    // (nearly) every key block (the prompt's last_full blocks), so their rows cost as much as
+    // a dense row each; a backend may spread their keys over several workers.
+    int32_t dense_tail = 0;
 };
 
 // Block-sparse attention for a long prefill (ALGORITHMS.md 2, FlashPrefill).

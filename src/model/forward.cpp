@@ -125,6 +125,7 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
         c.be.attention_block_select(in, params, c.bsa->params, c.bsa->n_qblocks_total, c.bsa->mask);
         in.block_mask = &c.bsa->mask;
         in.mask_block = c.bsa->params.block;
+        in.dense_tail = c.bsa->dense_tail;
         ++c.bsa->calls;
     }
     Tensor attn = c.act(hp.q_dim());

@@ -44,6 +44,7 @@ struct BlockSparseInputs {
     BlockSparseParams params;
     int64_t cell_begin = 0, cell_end = 0;  // cell_begin holds position 0
     int64_t n_qblocks_total = 0;           // query blocks of the prompt (for last_full)
+    int32_t dense_tail = 0;                // AttentionInputs::dense_tail of this micro-batch
     Tensor mask{};                         // I8 [n_kblocks, n_qblocks, n_head]
     int64_t calls = 0;                     // layers that ran block-sparse
 };

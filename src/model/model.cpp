@@ -300,7 +300,13 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
         bsa.cell_end = cells[first + count - 1] + 1;
         bsa.n_qblocks_total = sparse->n_qblocks_total;
         const int64_t n_kb = (bsa.cell_end - bsa.cell_begin + block - 1) / block;
-        const int64_t n_qb = batch.pos[first + count - 1] / block - batch.pos[first] / block + 1;
+        const int64_t qb_first = batch.pos[first] / block;
+        const int64_t qb_last = batch.pos[first + count - 1] / block;
+        const int64_t n_qb = qb_last - qb_first + 1;
+        // The batch's query blocks among the prompt's last `last_full`: dense rows.
+        const int64_t full_from = bsa.n_qblocks_total - bsa.params.last_full;
+        bsa.dense_tail = static_cast<int32_t>(
+            std::clamp<int64_t>(qb_last - std::max(qb_first, full_from) + 1, 0, n_qb));
         const auto bytes = static_cast<size_t>(n_kb * n_qb * hp_.n_head);
         if (bytes > bsa_mask_bytes_) {
             if (bsa_mask_ != nullptr) backend_.free(bsa_mask_);

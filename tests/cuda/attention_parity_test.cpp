@@ -269,6 +269,14 @@ std::vector<Case> cases() {
     v.push_back(make("long_8k_T1_d64_kv1_h8_f32", 64, 8, 1, 1, 8192, DType::F32));
     v.push_back(with(make("long_8k_T1_d256_window_f16", 256, 8, 1, 1, 8192),
                      [](Case& c) { c.window = 4096; }));
+    // Tensor cores on a grid too small for the GPU (a short batch over a long cache): the
+    // query blocks are split across the cells (split-KV) and merged.
+    v.push_back(make("split_33k_T150_d128_kv1_h4_f16", 128, 4, 1, 150, 33000));
+    v.push_back(
+        with(make("split_20k_T100_d64_window_empty_f16", 64, 4, 2, 100, 20000), [](Case& c) {
+            c.window = 5000;
+            c.p_empty = 0.1f;
+        }));
     return v;
 }
 

@@ -11,7 +11,10 @@
 // exp by as much.
 // Attention: CUDA with a block mask against the CPU with the same mask (itself checked against
 // dense attention under the equivalent cell mask in tests/backend/attention_block_test.cpp);
-// bounds as attention_parity_test (tensor cores 2e-3, vec kernel 1e-4).
+// bounds as attention_parity_test (tensor cores 2e-3, vec kernel 1e-4). Every case passes the
+// dense_tail hint as the model does (the batch's blocks among the prompt's last_full), so
+// batches ending the prompt over 16K+ cells run those rows split across the cells (split-KV);
+// under a random mask the hinted rows are not dense, and the result must not change.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -220,6 +223,9 @@ TEST_P(BlockSparseParity, MatchesCpu) {
     test::cpu_reference().attention(cin, params,
                                     Tensor::view(ref.data(), DType::F32, {D, c.n_head, T}));
     gin.block_mask = &maskd.t();
+    const int64_t full_from = total - bs.last_full, qb_last = (c.pos_first + T - 1) / kB;
+    gin.dense_tail =
+        static_cast<int32_t>(std::clamp<int64_t>(qb_last - std::max(m0, full_from) + 1, 0, n_qb));
     out.poison();
     cuda::cuda_attention(ctx, gin, params, out.t());
     SIFT_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
@@ -228,8 +234,8 @@ TEST_P(BlockSparseParity, MatchesCpu) {
     const double bound = tensor_cores ? 2e-3 : 1e-4;
     const double err = test::max_rel_error(got, ref);
     EXPECT_LE(err, bound) << c.name;
-    std::printf("  %-34s attention max_rel_error %.3g (bound %.0e, %s)\n", c.name, err, bound,
-                tensor_cores ? "tensor cores" : "vec");
+    std::printf("  %-34s attention max_rel_error %.3g (bound %.0e, %s, dense tail %d)\n", c.name,
+                err, bound, tensor_cores ? "tensor cores" : "vec", gin.dense_tail);
 }
 
 Case make(const char* name, int64_t d, int64_t nh, int64_t nkv, int64_t cell_begin, int64_t n_pos,
@@ -262,6 +268,10 @@ std::vector<Case> cases() {
     v.push_back(with(make("d64_g2_t4096_16k_a085", 64, 4, 2, 0, 16384, 12288, 4096),
                      [](Case& c) { c.alpha = 0.85f; }));
     v.push_back(make("d128_g2_t4096_16k", 128, 16, 8, 0, 16384, 12288, 4096));
+    // The prompt's last blocks over 33K cells, the batch not block-aligned: 4 splits.
+    v.push_back(make("d128_g2_t1000_33k_tail_split", 128, 4, 2, 0, 33050, 32050, 1000));
+    v.push_back(with(make("d64_g2_t600_25k_tail_random", 64, 4, 2, 3, 25000, 24400, 600),
+                     [](Case& c) { c.random_mask = true; }));
     v.push_back(with(make("d256_g2_t300", 256, 4, 2, 5, 1300, 1000, 300),
                      [](Case& c) { c.random_mask = true; }));
     v.push_back(with(make("d128_g4_t2000_random", 128, 8, 2, 0, 6000, 4000, 2000),

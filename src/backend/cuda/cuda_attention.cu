@@ -57,12 +57,25 @@ __device__ float block_reduce(float v, float* red, Op op) {
 // Merges the splits' (m, l, acc) of one (token, head): weights e^(m_s - M), M the largest m.
 // The weights are computed once into shared memory; each thread then sums its output columns
 // over the splits with 4 independent chains, so the loads of several splits are in flight.
-__global__ void attention_combine_kernel(const float* partial, int n_split, int head_dim,
-                                         int n_head, float* out, int64_t out_nb1, int64_t out_nb2) {
+// The tokens of the partial states' rows: row i is token t_base + i, less q_pos[0] % 128 when
+// q_pos is given (block-sparse query blocks start at a multiple of 128 positions); rows outside
+// [0, n_tokens) are padding.
+struct PartialRows {
+    int t_base = 0;
+    const int32_t* q_pos = nullptr;
+    int n_tokens = 0;
+};
+
+__global__ void attention_combine_kernel(PartialRows rows, const float* partial, int n_split,
+                                         int head_dim, int n_head, float* out, int64_t out_nb1,
+                                         int64_t out_nb2) {
     extern __shared__ float w_s[];  // [n_split]
     __shared__ float red[32];
-    const int row = blockIdx.x;  // token * n_head + head
-    const int t = row / n_head, h = row % n_head;
+    const int row = blockIdx.x;  // partial row * n_head + head
+    const int h = row % n_head;
+    const int t =
+        rows.t_base + row / n_head - (rows.q_pos != nullptr ? rows.q_pos[0] % kBsaBlock : 0);
+    if (t < 0 || t >= rows.n_tokens) return;
     const int stride = head_dim + 2;
     const float* base = partial + static_cast<int64_t>(row) * n_split * stride;
     float mx = -INFINITY;
@@ -93,9 +106,38 @@ enum class AttnKernel { ATTN_MMA, ATTN_VEC, ATTN_Q8_TO_F16 };
 
 struct AttnPlan {
     AttnKernel kernel = AttnKernel::ATTN_VEC;
-    int n_split = 1;          // vec: blocks the cells are split across
+    int n_split = 1;          // vec: blocks the cells are split across; mma: per split row
     int tiles_per_split = 0;  // vec: 32-cell steps per split
+    int split_from = 0;       // mma: first query block split across the cells
 };
+
+// Split-KV for the tensor-core kernel, where a few query blocks would hold the GPU's critical
+// path: the block-sparse mask's dense tail (the prompt's last_full blocks see every key
+// block, while the other rows see a few), or a dense grid too small to fill the GPU (a short
+// batch over a long cache). Shares of 8192 cells (128 tiles), at most 16, and the partial
+// states (heavy rows x 128 x heads x splits x (head_dim + 2) floats) at most 256 MB.
+void mma_split_plan(const CudaContext& ctx, const AttentionInputs& in, const AttnArgs& a,
+                    AttnPlan& plan) {
+    const int n_blocks = attention_mma_qblocks(a);
+    plan.split_from = n_blocks;
+    plan.n_split = 1;
+    const int64_t n_cells = a.cell_end - a.cell_begin;
+    int64_t n_split = std::min<int64_t>(16, n_cells / 8192);
+    int n_heavy = 0;
+    if (a.block_mask != nullptr) {
+        n_heavy = std::clamp(in.dense_tail, 0, n_blocks);
+    } else if (static_cast<int64_t>(n_blocks) * a.n_head < ctx.sm_count) {
+        n_heavy = n_blocks;
+        n_split = std::min<int64_t>(
+            n_split, (2 * ctx.sm_count + n_blocks * a.n_head - 1) / (n_blocks * a.n_head));
+    }
+    const int64_t row_bytes = static_cast<int64_t>(kBsaBlock) * a.n_head * (a.head_dim + 2) * 4;
+    n_split = std::min<int64_t>(n_split,
+                                (int64_t{256} << 20) / std::max<int64_t>(1, n_heavy * row_bytes));
+    if (n_heavy == 0 || n_split < 2) return;
+    plan.split_from = n_blocks - n_heavy;
+    plan.n_split = static_cast<int>(n_split);
+}
 
 bool aligned16(const void* p, int64_t nb1, int64_t nb2) {
     return reinterpret_cast<uintptr_t>(p) % 16 == 0 && nb1 % 16 == 0 && nb2 % 16 == 0;
@@ -116,6 +158,7 @@ AttnPlan attention_select(const CudaContext& ctx, const AttentionInputs& in, con
                            aligned16(a.out, a.out_nb1, a.out_nb2);
     if (mma_shape && kt == DType::F16 && vt == DType::F16) {
         plan.kernel = AttnKernel::ATTN_MMA;
+        mma_split_plan(ctx, in, a, plan);
         return plan;
     }
     // Q8_0 for a prompt: one F16 copy of the attended cells (each converted row then serves a
@@ -249,7 +292,24 @@ void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const Attention
             SIFT_CUDA_LAUNCH_CHECK();
         }
         a.spans = spans;
-        attention_mma_launch(ctx, a);
+        MmaSplit split{plan.split_from, plan.n_split, nullptr};
+        const int n_heavy = attention_mma_qblocks(a) - plan.split_from;
+        if (n_heavy > 0) {
+            split.partial = static_cast<float*>(
+                ctx.scratch_b.get(static_cast<size_t>(n_heavy) * kBsaBlock * a.n_head *
+                                  plan.n_split * (a.head_dim + 2) * sizeof(float)));
+        }
+        attention_mma_launch(ctx, a, split);
+        if (n_heavy > 0) {
+            // Partial row r of a heavy query block is token split_from * 128 + r, less the
+            // block-sparse offset of the batch's first position (read on the device).
+            attention_combine_kernel<<<static_cast<unsigned>(n_heavy) * kBsaBlock * a.n_head, 128,
+                                       plan.n_split * sizeof(float), ctx.stream>>>(
+                PartialRows{plan.split_from * kBsaBlock,
+                            a.block_mask != nullptr ? a.q_pos : nullptr, a.n_tokens},
+                split.partial, plan.n_split, a.head_dim, a.n_head, a.out, a.out_nb1, a.out_nb2);
+            SIFT_CUDA_LAUNCH_CHECK();
+        }
         return;
     }
     float* partial = nullptr;
@@ -262,7 +322,8 @@ void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const Attention
     if (plan.n_split > 1) {
         attention_combine_kernel<<<static_cast<unsigned>(a.n_tokens) * a.n_head, 128,
                                    plan.n_split * sizeof(float), ctx.stream>>>(
-            partial, plan.n_split, a.head_dim, a.n_head, a.out, a.out_nb1, a.out_nb2);
+            PartialRows{0, nullptr, a.n_tokens}, partial, plan.n_split, a.head_dim, a.n_head, a.out,
+            a.out_nb1, a.out_nb2);
         SIFT_CUDA_LAUNCH_CHECK();
     }
 }

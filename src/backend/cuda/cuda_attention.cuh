@@ -94,6 +94,17 @@ constexpr int kVecRows = 8;   // query heads per vec block
 
 // cuda_attention_mma.cu: F16 K/V, head_dim 64/128/256, tensor cores; needs a.spans.
 bool attention_mma_supported(int head_dim);
-void attention_mma_launch(CudaContext& ctx, const AttnArgs& a);
+// Split-KV for the tensor-core kernel: query blocks [split_from, attention_mma_qblocks) each
+// run as n_split blocks over equal shares of the tiles they see, and write their partial
+// softmax states (attention_combine's layout, row (qblk - split_from) * 128 + r of the block,
+// then head, then split) to `partial` instead of the output. split_from = qblocks: no split.
+struct MmaSplit {
+    int split_from = 0;
+    int n_split = 1;
+    float* partial = nullptr;
+};
+// Query blocks of 128 tokens the kernel's grid has (block-sparse: the mask's rows).
+int attention_mma_qblocks(const AttnArgs& a);
+void attention_mma_launch(CudaContext& ctx, const AttnArgs& a, const MmaSplit& split);
 
 }  // namespace sift::cuda

@@ -20,6 +20,7 @@ namespace {
 
 constexpr int kBr = 128;  // query rows per block: all warps share each K/V tile
 constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
 
 // 4 bytes global -> shared without registers (sizes under 16 bytes need .ca, through L1).
 __device__ __forceinline__ void cp_async4(void* dst, const void* src) {
@@ -120,7 +121,7 @@ constexpr size_t mma_smem_bytes() {
 }
 
 template <int D, int kBc, int kMt>
-__global__ void __launch_bounds__(mma_threads(kMt)) attn_mma_kernel(AttnArgs a) {
+__global__ void __launch_bounds__(mma_threads(kMt)) attn_mma_kernel(AttnArgs a, MmaSplit sp) {
     constexpr int kThreads = mma_threads(kMt);
     constexpr int kStride = D + 8;  // halves; 16 bytes of padding: conflict-free ldmatrix
     constexpr int kChunks = D / 8;  // 16-byte chunks per row
@@ -143,7 +144,11 @@ __global__ void __launch_bounds__(mma_threads(kMt)) attn_mma_kernel(AttnArgs a) 
     // The last token tiles see the most cells under a causal mask: start them first.
     // Block-sparse: block i owns query block i of the mask, the batch's tokens at positions
     // [(p0 / 128 + i) * 128, + 128), so t0 may be negative (rows t < 0 are padding).
-    const int qblk = gridDim.x - 1 - blockIdx.x;
+    // Query blocks from sp.split_from on have sp.n_split blocks each, one per range of the
+    // tiles they see (split-KV); they come last in the grid, so they start first.
+    const int b = gridDim.x - 1 - blockIdx.x;
+    const int qblk = b < sp.split_from ? b : sp.split_from + (b - sp.split_from) / sp.n_split;
+    const int split = b < sp.split_from ? -1 : (b - sp.split_from) % sp.n_split;
     const int t0 = a.block_mask != nullptr ? qblk * kBr - a.q_pos[0] % kBsaBlock : qblk * kBr;
     const int h = blockIdx.y, g = h / a.group;
     const int n_cells = static_cast<int>(a.cell_end - a.cell_begin);
@@ -230,7 +235,12 @@ __global__ void __launch_bounds__(mma_threads(kMt)) attn_mma_kernel(AttnArgs a) 
         }
     }
     __syncthreads();
-    const int tile_end = last_s + 1;
+    int tile_begin = first_s, tile_end = last_s + 1;
+    if (split >= 0) {  // an equal share of [first_s, last_s] (dense rows: of the work too)
+        const int64_t len = max(0, tile_end - tile_begin);
+        tile_end = tile_begin + static_cast<int>(len * (split + 1) / sp.n_split);
+        tile_begin += static_cast<int>(len * split / sp.n_split);
+    }
 
     // Rows of this thread: row0 + 16 mt + 8 ri for row tile mt < kMt and ri < 2.
     const int row0 = warp * 16 * kMt + lane / 4;
@@ -295,7 +305,7 @@ __global__ void __launch_bounds__(mma_threads(kMt)) attn_mma_kernel(AttnArgs a) 
     }
 
     int cls = TILE_NONE;
-    int tile = next_tile<kBc>(a, n_spans, tile_end, first_s, qs_s, kept_s, cls);
+    int tile = next_tile<kBc>(a, n_spans, tile_end, tile_begin, qs_s, kept_s, cls);
     if (tile < tile_end) load_tile(tile, 0, cls);
     cp_async_commit();
     int stage = 0;
@@ -486,7 +496,26 @@ __global__ void __launch_bounds__(mma_threads(kMt)) attn_mma_kernel(AttnArgs a) 
             float lr = l[mt][ri];
             lr += __shfl_xor_sync(0xffffffffu, lr, 1);
             lr += __shfl_xor_sync(0xffffffffu, lr, 2);
-            const int t = t0 + row0 + 16 * mt + 8 * ri;
+            const int r = row0 + 16 * mt + 8 * ri, t = t0 + r;
+            if (split >= 0) {
+                // The partial softmax state attention_combine merges: m (natural log units),
+                // l, then the unnormalised O; rows outside the batch too (combine skips them).
+                float* part =
+                    sp.partial +
+                    ((static_cast<int64_t>(qblk - sp.split_from) * kBr + r) * a.n_head + h) *
+                        sp.n_split * (D + 2) +
+                    static_cast<int64_t>(split) * (D + 2);
+                if ((lane & 3) == 0) {
+                    part[0] = m[mt][ri] * kLn2;  // -inf stays -inf: no visible key here
+                    part[1] = lr;
+                }
+#pragma unroll
+                for (int n = 0; n < D / 8; ++n) {
+                    *reinterpret_cast<float2*>(part + 2 + n * 8 + 2 * (lane & 3)) =
+                        make_float2(o[mt][n][2 * ri], o[mt][n][2 * ri + 1]);
+                }
+                continue;
+            }
             if (t < 0 || t >= a.n_tokens) continue;
             const float inv = lr > 0 ? 1.0f / lr : 0.0f;  // no visible key: zeros
             float* out =
@@ -502,7 +531,7 @@ __global__ void __launch_bounds__(mma_threads(kMt)) attn_mma_kernel(AttnArgs a) 
 }
 
 template <int D, int kBc, int kMt>
-void launch(CudaContext& ctx, const AttnArgs& a) {
+void launch(CudaContext& ctx, const AttnArgs& a, const MmaSplit& sp) {
     static_assert(kBr == kBsaBlock && kBsaBlock % kBc == 0, "block-sparse needs kBr = block");
     // + the block-sparse bitmask: 4 bytes per 32 key blocks (128 bytes at 128K cells).
     const size_t smem =
@@ -517,10 +546,13 @@ void launch(CudaContext& ctx, const AttnArgs& a) {
                                              static_cast<int>(smem)));
         configured = smem;
     }
-    const unsigned n_blocks =
-        a.block_mask != nullptr ? static_cast<unsigned>(a.n_qblocks) : (a.n_tokens + kBr - 1) / kBr;
-    const dim3 grid(n_blocks, a.n_head);
-    attn_mma_kernel<D, kBc, kMt><<<grid, mma_threads(kMt), smem, ctx.stream>>>(a);
+    const int n_blocks = attention_mma_qblocks(a);
+    SIFT_CHECK(sp.n_split >= 1 && 0 <= sp.split_from && sp.split_from <= n_blocks &&
+                   (sp.split_from == n_blocks || sp.partial != nullptr),
+               "attention: bad split-KV plan");
+    const dim3 grid(static_cast<unsigned>(sp.split_from + (n_blocks - sp.split_from) * sp.n_split),
+                    a.n_head);
+    attn_mma_kernel<D, kBc, kMt><<<grid, mma_threads(kMt), smem, ctx.stream>>>(a, sp);
     SIFT_CUDA_LAUNCH_CHECK();
 }
 
@@ -530,18 +562,22 @@ bool attention_mma_supported(int head_dim) {
     return head_dim == 64 || head_dim == 128 || head_dim == 256;
 }
 
-void attention_mma_launch(CudaContext& ctx, const AttnArgs& a) {
+int attention_mma_qblocks(const AttnArgs& a) {
+    return a.block_mask != nullptr ? a.n_qblocks : (a.n_tokens + kBr - 1) / kBr;
+}
+
+void attention_mma_launch(CudaContext& ctx, const AttnArgs& a, const MmaSplit& sp) {
     // 64-cell tiles and two row tiles per warp (4 warps: ~104 KB of shared memory and up to 255
     // registers a thread at head_dim 128, two blocks per SM). head_dim 256: one row tile per warp
     // (8 warps) and 32-cell tiles, where O alone takes 128 registers a thread and two 64-cell
     // stages of K and V would leave one block per SM.
     switch (a.head_dim) {
         case 64:
-            return launch<64, 64, 2>(ctx, a);
+            return launch<64, 64, 2>(ctx, a, sp);
         case 128:
-            return launch<128, 64, 2>(ctx, a);
+            return launch<128, 64, 2>(ctx, a, sp);
         case 256:
-            return launch<256, 32, 1>(ctx, a);
+            return launch<256, 32, 1>(ctx, a, sp);
         default:
             SIFT_CHECK(false, "attention: no tensor-core kernel for head_dim {}", a.head_dim);
     }
