@@ -7,6 +7,7 @@
 
 #include "backend/cuda/cuda_attention.cuh"
 #include "backend/cuda/cuda_kv_quant.cuh"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_ops.h"
 
 namespace sift::cuda {
@@ -17,6 +18,7 @@ namespace {
 __global__ void cell_spans_kernel(const int32_t* cell_pos, const int32_t* cell_seq,
                                   int64_t cell_begin, int64_t cell_end, int n_spans,
                                   CellSpan* spans) {
+    pdl_prologue();
     const int span = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (span >= n_spans) return;
     const int64_t c = cell_begin + static_cast<int64_t>(span) * kSpanCells + lane;
@@ -69,6 +71,7 @@ struct PartialRows {
 __global__ void attention_combine_kernel(PartialRows rows, const float* partial, int n_split,
                                          int head_dim, int n_head, float* out, int64_t out_nb1,
                                          int64_t out_nb2) {
+    pdl_prologue();
     extern __shared__ float w_s[];  // [n_split]
     __shared__ float red[32];
     const int row = blockIdx.x;  // partial row * n_head + head
@@ -287,9 +290,8 @@ void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const Attention
         auto* spans = static_cast<CellSpan*>(
             ctx.scratch_a.get(std::max<size_t>(1, n_spans) * sizeof(CellSpan)));
         if (n_spans > 0) {
-            cell_spans_kernel<<<grid_1d(n_spans, 8), 256, 0, ctx.stream>>>(
-                a.cell_pos, a.cell_seq, a.cell_begin, a.cell_end, n_spans, spans);
-            SIFT_CUDA_LAUNCH_CHECK();
+            launch_pdl(ctx, &cell_spans_kernel, dim3(grid_1d(n_spans, 8)), dim3(256), 0, a.cell_pos,
+                       a.cell_seq, a.cell_begin, a.cell_end, n_spans, spans);
         }
         a.spans = spans;
         MmaSplit split{plan.split_from, plan.n_split, nullptr};
@@ -303,12 +305,13 @@ void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const Attention
         if (n_heavy > 0) {
             // Partial row r of a heavy query block is token split_from * 128 + r, less the
             // block-sparse offset of the batch's first position (read on the device).
-            attention_combine_kernel<<<static_cast<unsigned>(n_heavy) * kBsaBlock * a.n_head, 128,
-                                       plan.n_split * sizeof(float), ctx.stream>>>(
-                PartialRows{plan.split_from * kBsaBlock,
-                            a.block_mask != nullptr ? a.q_pos : nullptr, a.n_tokens},
-                split.partial, plan.n_split, a.head_dim, a.n_head, a.out, a.out_nb1, a.out_nb2);
-            SIFT_CUDA_LAUNCH_CHECK();
+            launch_pdl(ctx, &attention_combine_kernel,
+                       dim3(static_cast<unsigned>(n_heavy) * kBsaBlock * a.n_head), dim3(128),
+                       plan.n_split * sizeof(float),
+                       PartialRows{plan.split_from * kBsaBlock,
+                                   a.block_mask != nullptr ? a.q_pos : nullptr, a.n_tokens},
+                       split.partial, plan.n_split, a.head_dim, a.n_head, a.out, a.out_nb1,
+                       a.out_nb2);
         }
         return;
     }
@@ -320,11 +323,10 @@ void cuda_attention(CudaContext& ctx, const AttentionInputs& in, const Attention
     }
     attention_vec_launch(ctx, a, in.k.type, in.v.type, plan.n_split, plan.tiles_per_split, partial);
     if (plan.n_split > 1) {
-        attention_combine_kernel<<<static_cast<unsigned>(a.n_tokens) * a.n_head, 128,
-                                   plan.n_split * sizeof(float), ctx.stream>>>(
-            PartialRows{0, nullptr, a.n_tokens}, partial, plan.n_split, a.head_dim, a.n_head, a.out,
-            a.out_nb1, a.out_nb2);
-        SIFT_CUDA_LAUNCH_CHECK();
+        launch_pdl(ctx, &attention_combine_kernel,
+                   dim3(static_cast<unsigned>(a.n_tokens) * a.n_head), dim3(128),
+                   plan.n_split * sizeof(float), PartialRows{0, nullptr, a.n_tokens}, partial,
+                   plan.n_split, a.head_dim, a.n_head, a.out, a.out_nb1, a.out_nb2);
     }
 }
 

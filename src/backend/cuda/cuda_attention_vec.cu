@@ -18,6 +18,7 @@
 #include <cuda_fp16.h>
 
 #include "backend/cuda/cuda_attention.cuh"
+#include "backend/cuda/cuda_launch.cuh"
 
 namespace sift::cuda {
 namespace {
@@ -108,6 +109,7 @@ size_t vec_smem_bytes(int head_dim) {
 template <typename KT, typename VT>
 __global__ void __launch_bounds__(kThreads)
     attn_vec_kernel(AttnArgs a, int n_split, int tiles_per_split, int head_chunks, float* partial) {
+    pdl_prologue();
     using KE = typename VecSide<KT>::Elem;
     using VE = typename VecSide<VT>::Elem;
     constexpr bool kKQ8 = VecSide<KT>::kQ8, kVQ8 = VecSide<VT>::kQ8;
@@ -404,9 +406,9 @@ void launch(CudaContext& ctx, const AttnArgs& a, int n_split, int tiles_per_spli
     }
     const int head_chunks = (a.group + kVecRows - 1) / kVecRows;
     const dim3 grid(static_cast<unsigned>(a.n_tokens) * n_split, a.n_head_kv * head_chunks);
-    attn_vec_kernel<KT, VT><<<grid, kThreads, vec_smem_bytes<KT, VT>(a.head_dim), ctx.stream>>>(
-        a, n_split, tiles_per_split, head_chunks, partial);
-    SIFT_CUDA_LAUNCH_CHECK();
+    launch_pdl(ctx, &attn_vec_kernel<KT, VT>, dim3(grid), dim3(kThreads),
+               vec_smem_bytes<KT, VT>(a.head_dim), a, n_split, tiles_per_split, head_chunks,
+               partial);
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "backend/cuda/cuda_context.h"
 
+#include <cstdlib>
+#include <string_view>
+
 namespace sift::cuda {
 
 Scratch::~Scratch() {
@@ -53,6 +56,8 @@ Result<CudaContext*> cuda_context_create(int device) {
     ctx->cc_minor = prop.minor;
     ctx->l2_bytes = static_cast<size_t>(prop.l2CacheSize);
     ctx->smem_optin = prop.sharedMemPerBlockOptin;
+    const char* pdl_env = std::getenv("SIFT_CUDA_PDL");
+    ctx->pdl = prop.major >= 9 && !(pdl_env != nullptr && std::string_view(pdl_env) == "0");
     ctx->name = prop.name;
     SIFT_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
     SIFT_CUBLAS_CHECK(cublasCreate(&ctx->cublas));

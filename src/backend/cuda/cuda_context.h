@@ -67,7 +67,10 @@ struct CudaContext {
     int cc_major = 0, cc_minor = 0;
     size_t l2_bytes = 0;
     size_t smem_optin = 0;  // per-block shared memory limit after cudaFuncSetAttribute
-    std::string name;       // e.g. "NVIDIA H100 80GB HBM3"
+    // Programmatic dependent launch (cuda_launch.cuh): sm_90 and later, unless SIFT_CUDA_PDL=0
+    // (a switch for measuring what it buys).
+    bool pdl = false;
+    std::string name;  // e.g. "NVIDIA H100 80GB HBM3"
     cudaStream_t stream = nullptr;
     cublasHandle_t cublas = nullptr;
     void* cublas_workspace = nullptr;  // set explicitly so cuBLAS calls can be captured

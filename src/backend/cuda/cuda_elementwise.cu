@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/cuda_rows.cuh"
 
@@ -42,6 +43,7 @@ __device__ __forceinline__ float binary_apply(float x, float y, float s) {
 template <Binary kOp, bool kVec, typename OutT = float>
 __global__ void binary_kernel(const void* a, RowLayout la, const void* b, RowLayout lb,
                               bool broadcast, float s, void* out, RowLayout lo, int64_t n) {
+    pdl_prologue();
     const int64_t row = blockIdx.x;
     const float* pa = at<float>(a, row_offset(la, row));
     const float* pb = b != nullptr ? at<float>(b, broadcast ? 0 : row_offset(lb, row)) : nullptr;
@@ -75,11 +77,13 @@ void launch_binary(CudaContext& ctx, const Tensor& a, const Tensor* b, bool broa
     const RowLayout lb = b != nullptr ? row_layout(*b) : RowLayout{};
     const void* bd = b != nullptr ? b->data : nullptr;
     if (vec) {
-        binary_kernel<kOp, true, OutT><<<row_grid(rows, n, kBlock * 4), kBlock, 0, ctx.stream>>>(
-            a.data, row_layout(a), bd, lb, broadcast, s, out.data, row_layout(out), n);
+        launch_pdl(ctx, &binary_kernel<kOp, true, OutT>, dim3(row_grid(rows, n, kBlock * 4)),
+                   dim3(kBlock), 0, a.data, row_layout(a), bd, lb, broadcast, s, out.data,
+                   row_layout(out), n);
     } else {
-        binary_kernel<kOp, false, OutT><<<row_grid(rows, n, kBlock), kBlock, 0, ctx.stream>>>(
-            a.data, row_layout(a), bd, lb, broadcast, s, out.data, row_layout(out), n);
+        launch_pdl(ctx, &binary_kernel<kOp, false, OutT>, dim3(row_grid(rows, n, kBlock)),
+                   dim3(kBlock), 0, a.data, row_layout(a), bd, lb, broadcast, s, out.data,
+                   row_layout(out), n);
     }
     SIFT_CUDA_LAUNCH_CHECK();
 }
@@ -117,6 +121,7 @@ void gated_op(CudaContext& ctx, const Tensor& gate, const Tensor& up, Tensor out
 template <bool kVec, typename OutT>
 __global__ void rms_norm_kernel(const void* x, RowLayout lx, const float* w, float eps, void* out,
                                 RowLayout lo, int64_t n) {
+    pdl_prologue();
     __shared__ float shared[32];
     const int64_t row = blockIdx.x;
     const float* px = at<float>(x, row_offset(lx, row));
@@ -142,6 +147,7 @@ template <typename OutT>
 __global__ void __launch_bounds__(kWarpRows * 32)
     rms_norm_warp_kernel(const void* x, RowLayout lx, const float* w, float eps, void* out,
                          RowLayout lo, int64_t n, int64_t rows) {
+    pdl_prologue();
     const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpRows + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     if (row >= rows) return;
@@ -163,6 +169,7 @@ __global__ void rope_kernel(const float* x, int64_t x_nb1, int64_t x_nb2, float*
                             int64_t o_nb2, const int32_t* pos, int64_t pos_nb, int head_dim,
                             int n_head, int n_rot, bool neox, float freq_base, float freq_scale,
                             const float* factors) {
+    pdl_prologue();
     extern __shared__ float cs[];  // [half][2]: cos, sin
     const int64_t t = blockIdx.x;
     const int half = n_rot / 2;
@@ -204,6 +211,7 @@ __device__ __forceinline__ __half convert_from_f32<__half>(float v) {
 template <typename T>
 __global__ void set_rows_kernel(const void* src, RowLayout ls, const int32_t* idx, int64_t idx_nb,
                                 void* dst, RowLayout ld, int64_t dst_rows, int64_t width) {
+    pdl_prologue();
     const int64_t t = blockIdx.x;
     const int32_t row = *at<int32_t>(idx, t * idx_nb);
     if (row < 0 || row >= dst_rows) return;
@@ -220,6 +228,7 @@ template <typename T>
 __global__ void set_rows_vec_kernel(const void* src, RowLayout ls, const int32_t* idx,
                                     int64_t idx_nb, void* dst, RowLayout ld, int64_t dst_rows,
                                     int64_t width) {
+    pdl_prologue();
     const int64_t t = blockIdx.x;
     const int32_t row = *at<int32_t>(idx, t * idx_nb);
     if (row < 0 || row >= dst_rows) return;
@@ -248,6 +257,7 @@ __device__ __forceinline__ void argmax_merge(float& v, int64_t& i, float v2, int
 
 __global__ void argmax_kernel(const void* x, RowLayout lx, int64_t n, int32_t* out,
                               int64_t out_nb) {
+    pdl_prologue();
     __shared__ float sv[32];
     __shared__ int64_t si[32];
     const int64_t row = blockIdx.x;
@@ -323,11 +333,11 @@ void cuda_rms_norm(CudaContext& ctx, const Tensor& x, const Tensor* w, float eps
     if (vec && n <= 512) {
         const unsigned grid = static_cast<unsigned>((rows + kWarpRows - 1) / kWarpRows);
         if (bf16) {
-            rms_norm_warp_kernel<__nv_bfloat16><<<grid, kWarpRows * 32, 0, ctx.stream>>>(
-                x.data, row_layout(x), wd, eps, out.data, row_layout(out), n, rows);
+            launch_pdl(ctx, &rms_norm_warp_kernel<__nv_bfloat16>, dim3(grid), dim3(kWarpRows * 32),
+                       0, x.data, row_layout(x), wd, eps, out.data, row_layout(out), n, rows);
         } else {
-            rms_norm_warp_kernel<float><<<grid, kWarpRows * 32, 0, ctx.stream>>>(
-                x.data, row_layout(x), wd, eps, out.data, row_layout(out), n, rows);
+            launch_pdl(ctx, &rms_norm_warp_kernel<float>, dim3(grid), dim3(kWarpRows * 32), 0,
+                       x.data, row_layout(x), wd, eps, out.data, row_layout(out), n, rows);
         }
         SIFT_CUDA_LAUNCH_CHECK();
         return;
@@ -337,17 +347,17 @@ void cuda_rms_norm(CudaContext& ctx, const Tensor& x, const Tensor* w, float eps
         static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(32, (n / 8 + 31) / 32 * 32)));
     const auto grid = static_cast<unsigned>(rows);
     if (vec && bf16) {
-        rms_norm_kernel<true, __nv_bfloat16><<<grid, threads, 0, ctx.stream>>>(
-            x.data, row_layout(x), wd, eps, out.data, row_layout(out), n);
+        launch_pdl(ctx, &rms_norm_kernel<true, __nv_bfloat16>, dim3(grid), dim3(threads), 0, x.data,
+                   row_layout(x), wd, eps, out.data, row_layout(out), n);
     } else if (vec) {
-        rms_norm_kernel<true, float><<<grid, threads, 0, ctx.stream>>>(
-            x.data, row_layout(x), wd, eps, out.data, row_layout(out), n);
+        launch_pdl(ctx, &rms_norm_kernel<true, float>, dim3(grid), dim3(threads), 0, x.data,
+                   row_layout(x), wd, eps, out.data, row_layout(out), n);
     } else if (bf16) {
-        rms_norm_kernel<false, __nv_bfloat16><<<grid, threads, 0, ctx.stream>>>(
-            x.data, row_layout(x), wd, eps, out.data, row_layout(out), n);
+        launch_pdl(ctx, &rms_norm_kernel<false, __nv_bfloat16>, dim3(grid), dim3(threads), 0,
+                   x.data, row_layout(x), wd, eps, out.data, row_layout(out), n);
     } else {
-        rms_norm_kernel<false, float><<<grid, threads, 0, ctx.stream>>>(
-            x.data, row_layout(x), wd, eps, out.data, row_layout(out), n);
+        launch_pdl(ctx, &rms_norm_kernel<false, float>, dim3(grid), dim3(threads), 0, x.data,
+                   row_layout(x), wd, eps, out.data, row_layout(out), n);
     }
     SIFT_CUDA_LAUNCH_CHECK();
 }
@@ -371,11 +381,10 @@ void cuda_rope(CudaContext& ctx, const Tensor& x, const Tensor& pos, const RopeP
     }
     if (n_tokens == 0 || n_head == 0) return;
     const size_t smem = static_cast<size_t>(half) * 2 * sizeof(float);
-    rope_kernel<<<static_cast<unsigned>(n_tokens), kBlock, smem, ctx.stream>>>(
-        x.ptr<const float>(), x.nb[1], x.nb[2], out.ptr<float>(), out.nb[1], out.nb[2],
-        pos.ptr<const int32_t>(), pos.nb[0], static_cast<int>(head_dim), static_cast<int>(n_head),
-        p.n_rot, p.neox, p.freq_base, p.freq_scale, factors);
-    SIFT_CUDA_LAUNCH_CHECK();
+    launch_pdl(ctx, &rope_kernel, dim3(static_cast<unsigned>(n_tokens)), dim3(kBlock), smem,
+               x.ptr<const float>(), x.nb[1], x.nb[2], out.ptr<float>(), out.nb[1], out.nb[2],
+               pos.ptr<const int32_t>(), pos.nb[0], static_cast<int>(head_dim),
+               static_cast<int>(n_head), p.n_rot, p.neox, p.freq_base, p.freq_scale, factors);
 }
 
 void cuda_set_rows(CudaContext& ctx, const Tensor& src, const Tensor& idx, Tensor dst) {
@@ -397,13 +406,13 @@ void cuda_set_rows(CudaContext& ctx, const Tensor& src, const Tensor& idx, Tenso
         const dim3 grid(static_cast<unsigned>(n),
                         std::min<unsigned>(grid_1d(width / 4, kBlock), 64));
         if (dst.type == DType::F32) {
-            set_rows_vec_kernel<float><<<grid, kBlock, 0, ctx.stream>>>(
-                src.data, row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data,
-                row_layout(dst), dst.n_rows(), width);
+            launch_pdl(ctx, &set_rows_vec_kernel<float>, dim3(grid), dim3(kBlock), 0, src.data,
+                       row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data,
+                       row_layout(dst), dst.n_rows(), width);
         } else {
-            set_rows_vec_kernel<__half><<<grid, kBlock, 0, ctx.stream>>>(
-                src.data, row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data,
-                row_layout(dst), dst.n_rows(), width);
+            launch_pdl(ctx, &set_rows_vec_kernel<__half>, dim3(grid), dim3(kBlock), 0, src.data,
+                       row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data,
+                       row_layout(dst), dst.n_rows(), width);
         }
         SIFT_CUDA_LAUNCH_CHECK();
         return;
@@ -411,13 +420,13 @@ void cuda_set_rows(CudaContext& ctx, const Tensor& src, const Tensor& idx, Tenso
     const dim3 grid(static_cast<unsigned>(n),
                     std::min<unsigned>(grid_1d(width, kBlock), 64));  // rows of up to 16K per pass
     if (dst.type == DType::F32) {
-        set_rows_kernel<float><<<grid, kBlock, 0, ctx.stream>>>(
-            src.data, row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data,
-            row_layout(dst), dst.n_rows(), width);
+        launch_pdl(ctx, &set_rows_kernel<float>, dim3(grid), dim3(kBlock), 0, src.data,
+                   row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data, row_layout(dst),
+                   dst.n_rows(), width);
     } else {
-        set_rows_kernel<__half><<<grid, kBlock, 0, ctx.stream>>>(
-            src.data, row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data,
-            row_layout(dst), dst.n_rows(), width);
+        launch_pdl(ctx, &set_rows_kernel<__half>, dim3(grid), dim3(kBlock), 0, src.data,
+                   row_layout(src), idx.ptr<const int32_t>(), idx.nb[0], dst.data, row_layout(dst),
+                   dst.n_rows(), width);
     }
     SIFT_CUDA_LAUNCH_CHECK();
 }
@@ -427,9 +436,8 @@ void cuda_argmax(CudaContext& ctx, const Tensor& x, Tensor out) {
     SIFT_CHECK(out.type == DType::I32 && out.ne[0] == x.n_rows(), "argmax: out must be I32 [T]");
     const int64_t n = x.ne[0], rows = x.n_rows();
     if (rows == 0) return;
-    argmax_kernel<<<static_cast<unsigned>(rows), 1024, 0, ctx.stream>>>(
-        x.data, row_layout(x), n, out.ptr<int32_t>(), out.nb[0]);
-    SIFT_CUDA_LAUNCH_CHECK();
+    launch_pdl(ctx, &argmax_kernel, dim3(static_cast<unsigned>(rows)), dim3(1024), 0, x.data,
+               row_layout(x), n, out.ptr<int32_t>(), out.nb[0]);
 }
 
 }  // namespace sift::cuda

@@ -9,6 +9,7 @@
 // qk-norm + rope read and write q and k twice, rms_norm_rope once.
 #include <cmath>
 
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/cuda_rows.cuh"
 
@@ -21,6 +22,7 @@ template <bool kVec, typename OutT>
 __global__ void add_rms_norm_kernel(const void* a, RowLayout la, const void* b, RowLayout lb,
                                     const float* w, float eps, void* sum, RowLayout ls, void* out,
                                     RowLayout lo, int64_t n) {
+    pdl_prologue();
     __shared__ float shared[32];
     const int64_t row = blockIdx.x;
     const float* pa = at<float>(a, row_offset(la, row));
@@ -60,6 +62,7 @@ __global__ void __launch_bounds__(kRopeWarps * 32)
                          float* out, int64_t o_nb1, int64_t o_nb2, const int32_t* pos,
                          int64_t pos_nb, int head_dim, int n_head, int n_rot, bool neox,
                          float freq_base, float freq_scale, const float* factors) {
+    pdl_prologue();
     extern __shared__ float smem[];
     float* cs = smem;  // [half][2]: cos, sin
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -125,9 +128,9 @@ void cuda_add_rms_norm(CudaContext& ctx, const Tensor& a, const Tensor& b, const
     const int threads =
         static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(64, (n / 4 + 31) / 32 * 32)));
     auto launch = [&](auto kernel) {
-        kernel<<<static_cast<unsigned>(rows), threads, 0, ctx.stream>>>(
-            a.data, row_layout(a), b.data, row_layout(b), wd, eps, sum.data, row_layout(sum),
-            out.data, row_layout(out), n);
+        launch_pdl(ctx, kernel, dim3(static_cast<unsigned>(rows)), dim3(threads), 0, a.data,
+                   row_layout(a), b.data, row_layout(b), wd, eps, sum.data, row_layout(sum),
+                   out.data, row_layout(out), n);
     };
     const bool bf16 = out.type == DType::BF16;
     if (vec && bf16) {
@@ -173,11 +176,11 @@ void cuda_rms_norm_rope(CudaContext& ctx, const Tensor& x, const Tensor* w, floa
         return;
     }
     const size_t smem = (static_cast<size_t>(p.n_rot) + kRopeWarps * head_dim) * sizeof(float);
-    rms_norm_rope_kernel<<<static_cast<unsigned>(n_tokens), kRopeWarps * 32, smem, ctx.stream>>>(
-        x.ptr<const float>(), x.nb[1], x.nb[2], wd, eps, out.ptr<float>(), out.nb[1], out.nb[2],
-        pos.ptr<const int32_t>(), pos.nb[0], static_cast<int>(head_dim), static_cast<int>(n_head),
-        p.n_rot, p.neox, p.freq_base, p.freq_scale, factors);
-    SIFT_CUDA_LAUNCH_CHECK();
+    launch_pdl(ctx, &rms_norm_rope_kernel, dim3(static_cast<unsigned>(n_tokens)),
+               dim3(kRopeWarps * 32), smem, x.ptr<const float>(), x.nb[1], x.nb[2], wd, eps,
+               out.ptr<float>(), out.nb[1], out.nb[2], pos.ptr<const int32_t>(), pos.nb[0],
+               static_cast<int>(head_dim), static_cast<int>(n_head), p.n_rot, p.neox, p.freq_base,
+               p.freq_scale, factors);
 }
 
 }  // namespace sift::cuda

@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_dequant.cuh"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_matmul.cuh"
 #include "backend/cuda/cuda_ops.h"
 #include "core/check.h"
@@ -15,6 +16,7 @@ namespace {
 template <DType TYPE>
 __global__ void get_rows_kernel(const uint8_t* table, int64_t row_stride, int64_t n_rows,
                                 int64_t width, const int32_t* ids, float* out, int64_t out_stride) {
+    pdl_prologue();
     const int64_t g = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
     const int64_t t = blockIdx.x;
     if (8 * g >= width) return;
@@ -54,9 +56,9 @@ void cuda_get_rows(CudaContext& ctx, const Tensor& table, const Tensor& ids, Ten
     const int block = 128;
     const dim3 grid(static_cast<unsigned>(n), grid_1d((width + 7) / 8, block));
     const bool ok = dispatch_weight_type(table.type, [&](auto tag) {
-        get_rows_kernel<decltype(tag)::value><<<grid, block, 0, ctx.stream>>>(
-            static_cast<const uint8_t*>(table.data), table.nb[1], table.ne[1], width,
-            ids.ptr<const int32_t>(), out.ptr<float>(), out.nb[1] / 4);
+        launch_pdl(ctx, &get_rows_kernel<decltype(tag)::value>, dim3(grid), dim3(block), 0,
+                   static_cast<const uint8_t*>(table.data), table.nb[1], table.ne[1], width,
+                   ids.ptr<const int32_t>(), out.ptr<float>(), out.nb[1] / 4);
     });
     SIFT_CHECK(ok, "get_rows: no CUDA kernel for {}", dtype_name(table.type));
     SIFT_CUDA_LAUNCH_CHECK();

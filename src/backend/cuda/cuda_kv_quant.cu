@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 
 #include "backend/cuda/cuda_kv_quant.cuh"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_ops.h"
 
 namespace sift::cuda {
@@ -21,6 +22,7 @@ constexpr int kSetWarps = 4;  // Q8_0 blocks per CUDA block of set_rows
 __global__ void set_rows_q8_0_kernel(const float* src, int64_t src_nb1, const int32_t* idx,
                                      int64_t idx_nb, uint8_t* dst, int64_t dst_nb1,
                                      int64_t dst_rows, int n_blocks) {
+    pdl_prologue();
     const int64_t t = blockIdx.x;
     const int b = blockIdx.y * kSetWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (b >= n_blocks) return;
@@ -43,6 +45,7 @@ __global__ void set_rows_q8_0_kernel(const float* src, int64_t src_nb1, const in
 // from Q8_0 rows at byte strides nb1 (head) and nb2 (cell). Q8_0 blocks are 2-byte aligned.
 __global__ void q8_0_to_f16_kernel(const uint8_t* src, int64_t nb1, int64_t nb2, int head_dim,
                                    int n_kv, int64_t n_cells, __half* out) {
+    pdl_prologue();
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     const int groups = head_dim / 8;
     if (i >= n_cells * n_kv * groups) return;
@@ -88,10 +91,9 @@ Tensor to_f16(CudaContext& ctx, Scratch& scratch, const Tensor& t, int64_t c0, i
         scratch.get(std::max<size_t>(1, static_cast<size_t>(n * n_kv * head_dim) * 2)));
     const int64_t threads = n * n_kv * (head_dim / 8);
     if (threads > 0) {
-        q8_0_to_f16_kernel<<<grid_1d(threads, 256), 256, 0, ctx.stream>>>(
-            static_cast<const uint8_t*>(t.data) + c0 * t.nb[2], t.nb[1], t.nb[2], head_dim, n_kv, n,
-            out);
-        SIFT_CUDA_LAUNCH_CHECK();
+        launch_pdl(ctx, &q8_0_to_f16_kernel, dim3(grid_1d(threads, 256)), dim3(256), 0,
+                   static_cast<const uint8_t*>(t.data) + c0 * t.nb[2], t.nb[1], t.nb[2], head_dim,
+                   n_kv, n, out);
     }
     return Tensor::view(out, DType::F16, {head_dim, n_kv, n}, Device::DEVICE_CUDA);
 }
@@ -112,10 +114,9 @@ void cuda_set_rows_q8_0(CudaContext& ctx, const Tensor& src, const Tensor& idx, 
     if (n == 0 || width == 0) return;
     const int n_blocks = static_cast<int>(width / kQ8Block);
     const dim3 grid(static_cast<unsigned>(n), grid_1d(n_blocks, kSetWarps));
-    set_rows_q8_0_kernel<<<grid, 32 * kSetWarps, 0, ctx.stream>>>(
-        src.ptr<const float>(), src.nb[1], idx.ptr<const int32_t>(), idx.nb[0],
-        static_cast<uint8_t*>(dst.data), dst.nb[1], dst.ne[1], n_blocks);
-    SIFT_CUDA_LAUNCH_CHECK();
+    launch_pdl(ctx, &set_rows_q8_0_kernel, dim3(grid), dim3(32 * kSetWarps), 0,
+               src.ptr<const float>(), src.nb[1], idx.ptr<const int32_t>(), idx.nb[0],
+               static_cast<uint8_t*>(dst.data), dst.nb[1], dst.ne[1], n_blocks);
 }
 
 AttentionInputs kv_q8_0_to_f16(CudaContext& ctx, const AttentionInputs& in, bool with_v) {

@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_dequant.cuh"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_matmul.cuh"
 #include "core/check.h"
 
@@ -102,6 +103,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     matvec_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t n, int64_t k,
                   const float* __restrict__ x, int64_t x_stride, float* __restrict__ out,
                   int64_t out_stride, int nt, bool x_vec, bool w_vec) {
+    pdl_prologue();
     const int lane = threadIdx.x & 31;
     const int64_t row0 =
         (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32) * kRowsPerWarp;
@@ -162,17 +164,17 @@ void launch_matvec(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor ou
     // Compiled column counts 1, 2, 4, 8: T = 3 runs the 4-column kernel with one column masked.
     const int threads = kWarpsPerBlock * 32;
     if (nt == 1) {
-        matvec_kernel<TYPE, 1>
-            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec, w_vec);
+        launch_pdl(ctx, &matvec_kernel<TYPE, 1>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
+                   xp, xs, op, os, nt, x_vec, w_vec);
     } else if (nt == 2) {
-        matvec_kernel<TYPE, 2>
-            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec, w_vec);
+        launch_pdl(ctx, &matvec_kernel<TYPE, 2>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
+                   xp, xs, op, os, nt, x_vec, w_vec);
     } else if (nt <= 4) {
-        matvec_kernel<TYPE, 4>
-            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec, w_vec);
+        launch_pdl(ctx, &matvec_kernel<TYPE, 4>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
+                   xp, xs, op, os, nt, x_vec, w_vec);
     } else {
-        matvec_kernel<TYPE, 8>
-            <<<grid, threads, 0, ctx.stream>>>(wp, w.nb[1], n, k, xp, xs, op, os, nt, x_vec, w_vec);
+        launch_pdl(ctx, &matvec_kernel<TYPE, 8>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
+                   xp, xs, op, os, nt, x_vec, w_vec);
     }
     SIFT_CUDA_LAUNCH_CHECK();
 }

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_dequant.cuh"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_matmul.cuh"
 #include "core/check.h"
 
@@ -57,22 +58,6 @@ struct Q8Acts {
     const float* s;
     int k;
 };
-
-// Programmatic dependent launch (sm_90): a kernel launched with it may start while the kernel
-// before it in the stream still runs; griddepcontrol.wait returns once that kernel has completed
-// and its writes are visible (at once when launched without it). Before the wait a kernel may
-// only read what no earlier kernel writes (the weights).
-__device__ __forceinline__ void pdl_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-// Lets the next kernel (if launched with PDL) start once every block of this one has run this.
-__device__ __forceinline__ void pdl_launch_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
 
 // x F32 [k, T] -> per column: xq int8 [k], xd F32 [k / 32] (scales), xs F32 [k / 16] (sums of
 // each 16 values of x, for the Q4_K/Q5_K min term, in the order below). One warp per 32 values.
@@ -407,6 +392,7 @@ template <typename Ops, int NT>
 __global__ void __launch_bounds__(kThreads)
     matvec_q8_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int n, int k, Q8Acts xa,
                      float* __restrict__ out, int64_t out_stride, int nt) {
+    pdl_prologue();
     constexpr int R = rows_per_warp<NT>(), U = units_per_step<NT>();
     using Unit = typename Ops::Unit;
     const int lane = threadIdx.x & 31;
@@ -559,25 +545,8 @@ void launch_persistent(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out,
         static_cast<int64_t>(ctx.sm_count) * blocks_per_sm(reinterpret_cast<const void*>(kernel));
     const auto grid =
         static_cast<unsigned>(std::min<int64_t>(resident, (items + kWarps - 1) / kWarps));
-    kernel<<<grid, kThreads, 0, ctx.stream>>>(static_cast<const uint8_t*>(w.data), w.nb[1], n, k,
-                                              xa, out, out_stride, nt);
-    SIFT_CUDA_LAUNCH_CHECK();
-}
-
-// The attribute that lets a kernel start before the one before it in the stream has finished
-// (its kernel waits with pdl_wait); sm_90 and later.
-cudaLaunchConfig_t pdl_config(const CudaContext& ctx, dim3 grid, dim3 block,
-                              cudaLaunchAttribute* attr) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid;
-    cfg.blockDim = block;
-    cfg.dynamicSmemBytes = 0;
-    cfg.stream = ctx.stream;
-    attr->id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr->val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = ctx.cc_major >= 9 ? 1 : 0;
-    return cfg;
+    launch_pdl(ctx, kernel, dim3(grid), dim3(kThreads), 0, static_cast<const uint8_t*>(w.data),
+               w.nb[1], n, k, xa, out, out_stride, nt);
 }
 
 template <typename Ops, int NT, int R, int U>
@@ -585,13 +554,10 @@ void launch_rows(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out, int64
                  int nt) {
     const int k = static_cast<int>(w.ne[0]), n = static_cast<int>(w.ne[1]);
     const int64_t items = (n + R - 1) / R;
-    cudaLaunchAttribute attr;
-    const cudaLaunchConfig_t cfg =
-        pdl_config(ctx, dim3(static_cast<unsigned>((items + kRowWarps - 1) / kRowWarps)),
-                   dim3(kRowWarps * 32), &attr);
-    SIFT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, &matvec_q8_rows_kernel<Ops, NT, R, U>,
-                                       static_cast<const uint8_t*>(w.data), w.nb[1], n, k, xa, out,
-                                       out_stride, nt));
+    launch_pdl(ctx, &matvec_q8_rows_kernel<Ops, NT, R, U>,
+               dim3(static_cast<unsigned>((items + kRowWarps - 1) / kRowWarps)),
+               dim3(kRowWarps * 32), 0, static_cast<const uint8_t*>(w.data), w.nb[1], n, k, xa, out,
+               out_stride, nt);
 }
 
 // The kernel and its rows x units per warp, per type and column count, from
@@ -674,11 +640,9 @@ Q8Acts quantize_acts(CudaContext& ctx, const Tensor& x) {
     auto* xq = reinterpret_cast<int8_t*>(base);
     auto* xd = reinterpret_cast<float*>(base + q_bytes);
     auto* xs = reinterpret_cast<float*>(base + q_bytes + d_bytes);
-    cudaLaunchAttribute attr;
-    const cudaLaunchConfig_t cfg = pdl_config(
-        ctx, dim3(static_cast<unsigned>(nt), grid_1d(k / 32, kWarps)), dim3(kThreads), &attr);
-    SIFT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, &quantize_x_q8_kernel, x.ptr<const float>(),
-                                       static_cast<int64_t>(x.nb[1] / 4), k, xq, xd, xs));
+    launch_pdl(ctx, &quantize_x_q8_kernel, dim3(static_cast<unsigned>(nt), grid_1d(k / 32, kWarps)),
+               dim3(kThreads), 0, x.ptr<const float>(), static_cast<int64_t>(x.nb[1] / 4), k, xq,
+               xd, xs);
     return Q8Acts{xq, xd, xs, static_cast<int>(k)};
 }
 
