@@ -91,6 +91,9 @@ struct BlockSparseParams {
     int32_t last_full = 2;  // the prompt's last query blocks attend densely
 };
 
+// The activation of a gated FFN (matmul_gated): silu (SwiGLU) or gelu, tanh form (GeGLU).
+enum class GatedAct { GATED_SILU, GATED_GELU };
+
 // A recorded sequence of ops that a backend can replay with one call (a CUDA graph); opaque,
 // defined by the backend that made it.
 struct BackendGraph;
@@ -189,6 +192,23 @@ class Backend {
     // or out a BF16 matmul_input_type (a separate buffer).
     virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor out) = 0;
     virtual void geglu(const Tensor& gate, const Tensor& up, Tensor out) = 0;
+    // out = act(w_gate x) * (w_up x), act silu (SwiGLU) or gelu_tanh (GeGLU): the gated FFN's
+    // first half, the fused form of matmul_shared over {w_gate, w_up} and swiglu/geglu. w_gate,
+    // w_up [k, n_ff], x as matmul's; gate, up F32 [n_ff, T] contiguous are scratch the op may
+    // overwrite (a backend may keep the products there in a narrower type, or never write
+    // them); out as swiglu's and may alias gate. The arithmetic may differ from the composed
+    // ops by the rounding of the two products (the CUDA GEMM path keeps them in BF16).
+    virtual void matmul_gated(const Tensor& w_gate, const Tensor& w_up, const Tensor& x,
+                              GatedAct act, Tensor gate, Tensor up, Tensor out) {
+        const Tensor ws[] = {w_gate, w_up};
+        Tensor outs[] = {gate, up};
+        matmul_shared(ws, 2, x, outs);
+        if (act == GatedAct::GATED_SILU) {
+            swiglu(gate, up, out);
+        } else {
+            geglu(gate, up, out);
+        }
+    }
     // dst[:, idx[t]] = convert(src[:, t]): src F32 [w, T], dst F32/F16/Q8_0 [w, n_rows], idx
     // I32 [T]; Q8_0 rows are bit for bit the reference quantize_row (tensor/quant.h).
     virtual void set_rows(const Tensor& src, const Tensor& idx, Tensor dst) = 0;

@@ -114,6 +114,12 @@ class ProfilingBackend final : public Backend {
         timed(fmt::format("geglu {}", tokens_class(gate.ne[1])),
               [&] { inner_->geglu(gate, up, out); });
     }
+    void matmul_gated(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, GatedAct act,
+                      Tensor gate, Tensor up, Tensor out) override {
+        timed(fmt::format("matmul_gated {} {} {}", dtype_name(w_gate.type), shape(w_gate),
+                          tokens_class(x.ne[1])),
+              [&] { inner_->matmul_gated(w_gate, w_up, x, act, gate, up, out); });
+    }
     void set_rows(const Tensor& src, const Tensor& idx, Tensor dst) override {
         timed(fmt::format("set_rows {} {}", dtype_name(dst.type), tokens_class(idx.ne[0])),
               [&] { inner_->set_rows(src, idx, dst); });

@@ -139,19 +139,12 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
 Tensor block_ffn(ForwardContext& c, int il, const Tensor& h, FfnActivation act) {
     const LayerWeights& l = c.w.layers[static_cast<size_t>(il)];
     Tensor gate = c.act(c.hp.n_ff), up = c.act(c.hp.n_ff);
-    {
-        const Tensor ws[] = {l.w_gate, l.w_up};
-        Tensor outs[] = {gate, up};
-        c.be.matmul_shared(ws, 2, h, outs);
-    }
     // The activation goes to w_down in its input type (in place over gate when that is F32).
     Tensor hidden = gate;
     if (c.matmul_input_type(l.w_down) != DType::F32) hidden = c.matmul_input(l.w_down, c.hp.n_ff);
-    if (act == FfnActivation::FFN_SILU) {
-        c.be.swiglu(gate, up, hidden);
-    } else {
-        c.be.geglu(gate, up, hidden);
-    }
+    c.be.matmul_gated(l.w_gate, l.w_up, h,
+                      act == FfnActivation::FFN_SILU ? GatedAct::GATED_SILU : GatedAct::GATED_GELU,
+                      gate, up, hidden);
     Tensor out = c.act(c.hp.n_embd);
     c.be.matmul(l.w_down, hidden, out);
     return out;

@@ -28,6 +28,7 @@
 
 #include "backend/cuda/cuda_matmul.cuh"
 #include "backend/cuda/cuda_ops.h"
+#include "tensor/quant.h"
 #include "tests/backend/backend_test_util.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -361,6 +362,86 @@ TEST(CudaMatmulShared, EqualsSeparateProducts) {
             for (size_t i = 0; i < ws.size(); ++i)
                 EXPECT_TRUE(shared_out[i]->download<float>() == single_out[i]->download<float>())
                     << "weight " << i;
+        }
+    }
+}
+
+// matmul_gated against the composed products on the GPU (matmul_shared, then act(g) * u on
+// the host): out = act(g) * u per value within a bound from how the fused paths round. Matvec
+// paths (T <= 4, one kernel reading the gate and up rows) compute the same dots in another
+// association: |dg| <= 2 k u S with S <= ~k |w||x|, taken as 2^-10 of |g||u| + |out| plus 1e-4
+// of max |out|. The GEMM path (T > 8) keeps g and u in BF16 (2^-8 relative each; act' <= 1.13
+// for silu and gelu) and may write BF16: 2^-7 (|g||u| + |out|) + 1e-4 max |out|. T = 5-8 falls
+// back to the composed ops.
+TEST(CudaMatmulGated, MatchesComposedProducts) {
+    SIFT_REQUIRE_CUDA();
+    uint64_t seed = 500;
+    for (DType type : {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0, DType::BF16,
+                       DType::F16, DType::F32, DType::Q5_0}) {
+        for (int64_t nt : {1, 2, 3, 4, 8, 9, 300}) {
+            for (GatedAct act : {GatedAct::GATED_SILU, GatedAct::GATED_GELU}) {
+                for (DType out_type : {DType::F32, DType::BF16}) {
+                    // BF16 out only where down's bf16 GEMM would take it.
+                    if (out_type == DType::BF16 && (nt <= kMatvecMaxCols || type == DType::F32))
+                        continue;
+                    const int64_t k = 512, n = 99;
+                    const bool gelu = act == GatedAct::GATED_GELU;
+                    SCOPED_TRACE(::testing::Message()
+                                 << dtype_name(type) << " T=" << nt << (gelu ? " gelu" : " silu")
+                                 << " out " << dtype_name(out_type));
+                    TypedMatrix wg(type, k, n, seed++), wu(type, k, n, seed++);
+                    test::DeviceTensor wgd(DType::I8, {static_cast<int64_t>(wg.bytes.size())});
+                    test::DeviceTensor wud(DType::I8, {static_cast<int64_t>(wu.bytes.size())});
+                    wgd.upload(wg.bytes.data());
+                    wud.upload(wu.bytes.data());
+                    Tensor tg = wg.tensor(), tu = wu.tensor();
+                    tg.data = wgd.t().data;
+                    tu.data = wud.t().data;
+                    tg.device = tu.device = Device::DEVICE_CUDA;
+                    test::DeviceTensor xd(DType::F32, {k, nt});
+                    xd.upload(test::random_normal(k * nt, seed++).data());
+                    test::DeviceTensor g(DType::F32, {n, nt}), u(DType::F32, {n, nt});
+                    test::DeviceTensor gs(DType::F32, {n, nt}), us(DType::F32, {n, nt});
+                    test::DeviceTensor out(out_type, {n, nt});
+                    const Tensor ws[] = {tg, tu};
+                    Tensor outs[] = {g.t(), u.t()};
+                    cuda::cuda_matmul_shared(ctx, ws, 2, xd.t(), outs);
+                    out.poison();
+                    cuda::cuda_matmul_gated(ctx, tg, tu, xd.t(), act, gs.t(), us.t(), out.t());
+                    const std::vector<float> gv = g.download<float>(), uv = u.download<float>();
+                    std::vector<float> got(static_cast<size_t>(n * nt));
+                    if (out_type == DType::F32) {
+                        got = out.download<float>();
+                    } else {
+                        const std::vector<uint16_t> b = out.download<uint16_t>();
+                        for (size_t i = 0; i < b.size(); ++i) got[i] = bf16_to_fp32(b[i]);
+                    }
+                    std::vector<double> ref(got.size());
+                    double max_ref = 0;
+                    for (size_t i = 0; i < ref.size(); ++i) {
+                        const double x = gv[i], y = uv[i];
+                        const double a = gelu ? 0.5 * x *
+                                                    (1 + std::tanh(0.7978845608028654 *
+                                                                   (x + 0.044715 * x * x * x)))
+                                              : x / (1 + std::exp(-x));
+                        ref[i] = a * y;
+                        max_ref = std::max(max_ref, std::abs(ref[i]));
+                    }
+                    const double rel = nt > kMatvecMaxCols ? 1.0 / 128 : 1.0 / 1024;
+                    double worst = 0;
+                    for (size_t i = 0; i < ref.size(); ++i) {
+                        const double bound =
+                            rel * (std::abs(gv[i] * uv[i]) + std::abs(ref[i])) + 1e-4 * max_ref;
+                        const double err = std::abs(got[i] - ref[i]);
+                        ASSERT_LE(err, bound) << "value " << i << " ref " << ref[i];
+                        worst = std::max(worst, err / bound);
+                    }
+                    if (act == GatedAct::GATED_SILU && out_type == DType::F32 && nt <= 9)
+                        std::printf("[ gated    ] %-5s T=%-3lld max err / bound %.3g\n",
+                                    std::string(dtype_name(type)).c_str(),
+                                    static_cast<long long>(nt), worst);
+                }
+            }
         }
     }
 }

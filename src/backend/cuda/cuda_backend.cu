@@ -158,6 +158,10 @@ class CudaBackend final : public Backend {
     void matmul_shared(const Tensor* ws, size_t n, const Tensor& x, Tensor* outs) override {
         cuda::cuda_matmul_shared(*ctx_, ws, n, x, outs);
     }
+    void matmul_gated(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, GatedAct act,
+                      Tensor gate, Tensor up, Tensor out) override {
+        cuda::cuda_matmul_gated(*ctx_, w_gate, w_up, x, act, gate, up, out);
+    }
     void add(const Tensor& a, const Tensor& b, Tensor out) override {
         cuda::cuda_add(*ctx_, a, b, out);
     }

@@ -30,11 +30,8 @@ __device__ __forceinline__ float binary_apply(float x, float y, float s) {
         return x * y;
     } else if constexpr (kOp == Binary::BIN_SCALE) {
         return x * s;
-    } else if constexpr (kOp == Binary::BIN_SWIGLU) {
-        return x / (1.0f + expf(-x)) * y;
     } else {
-        constexpr float kSqrt2OverPi = 0.7978845608028654f;  // gelu tanh form, as the CPU
-        return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * (x + 0.044715f * x * x * x))) * y;
+        return gated_act(x, y, kOp == Binary::BIN_GEGLU);
     }
 }
 

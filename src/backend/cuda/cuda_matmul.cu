@@ -5,8 +5,10 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_dequant.cuh"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_matmul.cuh"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/cuda_rows.cuh"
 #include "core/check.h"
 
 namespace sift::cuda {
@@ -150,7 +152,9 @@ Bf16Input convert_x(CudaContext& ctx, const Tensor& x) {
 }
 
 // out = W xb with xb the bf16 form of x (convert_x).
-void gemm_bf16(CudaContext& ctx, const Tensor& w, Bf16Input xb, int64_t n_tokens, Tensor out) {
+// out (n x T, column stride ldo elements of out_type: F32 or BF16) = W xb, F32 accumulation.
+void gemm_bf16_to(CudaContext& ctx, const Tensor& w, Bf16Input xb, int64_t n_tokens, void* out,
+                  cudaDataType out_type, int64_t ldo) {
     const int64_t k = w.ne[0], n = w.ne[1];
     // BF16 weights are used in place (row stride a whole number of elements, 16-byte aligned
     // as cuBLAS wants); other types are dequantized to a bf16 copy.
@@ -166,11 +170,29 @@ void gemm_bf16(CudaContext& ctx, const Tensor& w, Bf16Input xb, int64_t n_tokens
     }
     const float one = 1.0f, zero = 0.0f;
     // Column-major view: wb is k x n (ld ldw), xb is k x T (ld k); out (n x T) = wb^T xb.
-    SIFT_CUBLAS_CHECK(cublasGemmEx(
-        ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(n_tokens),
-        static_cast<int>(k), &one, wb, CUDA_R_16BF, static_cast<int>(ldw), xb.ptr, CUDA_R_16BF,
-        static_cast<int>(xb.ld), &zero, out.ptr<float>(), CUDA_R_32F,
-        static_cast<int>(out.nb[1] / 4), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    SIFT_CUBLAS_CHECK(cublasGemmEx(ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
+                                   static_cast<int>(n_tokens), static_cast<int>(k), &one, wb,
+                                   CUDA_R_16BF, static_cast<int>(ldw), xb.ptr, CUDA_R_16BF,
+                                   static_cast<int>(xb.ld), &zero, out, out_type,
+                                   static_cast<int>(ldo), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+void gemm_bf16(CudaContext& ctx, const Tensor& w, Bf16Input xb, int64_t n_tokens, Tensor out) {
+    gemm_bf16_to(ctx, w, xb, n_tokens, out.data, CUDA_R_32F, out.nb[1] / 4);
+}
+
+// out[:, t] = act(g[:, t]) * u[:, t] from BF16 products [n, T] (contiguous): the GEMM path of
+// matmul_gated. One thread per value.
+template <typename OutT>
+__global__ void gated_bf16_kernel(const __nv_bfloat16* __restrict__ g,
+                                  const __nv_bfloat16* __restrict__ u, int64_t n, bool gelu,
+                                  OutT* __restrict__ out, int64_t out_ld) {
+    pdl_prologue();
+    const int64_t t = blockIdx.x;
+    const int64_t i = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    store1(out + t * out_ld + i,
+           gated_act(__bfloat162float(g[t * n + i]), __bfloat162float(u[t * n + i]), gelu));
 }
 
 }  // namespace
@@ -208,6 +230,60 @@ void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out)
         case MatmulPath::MATMUL_BF16_GEMM:
             gemm_bf16(ctx, w, convert_x(ctx, x), n_tokens, out);
             return;
+    }
+}
+
+void cuda_matmul_gated(CudaContext& ctx, const Tensor& w_gate, const Tensor& w_up, const Tensor& x,
+                       GatedAct act, Tensor gate, Tensor up, Tensor out) {
+    const bool gelu = act == GatedAct::GATED_GELU;
+    const int64_t n = w_gate.ne[1], nt = x.ne[1];
+    const bool same = w_up.type == w_gate.type && w_up.ne == w_gate.ne && w_up.nb == w_gate.nb;
+    const bool work = check_matmul(w_gate, x, gate) && check_matmul(w_up, x, up);
+    const MatmulPath path = matmul_select(w_gate, nt);
+    const bool out_f32 = out.type == DType::F32 && out.nb[0] == 4 && out.ne[0] == n &&
+                         out.ne[1] == nt && out.nb[1] % 4 == 0;
+    // Decode: one matvec kernel reads the gate and up rows and writes the activation.
+    if (work && same && out_f32 && nt <= kMatvecGatedMaxCols) {
+        if (path == MatmulPath::MATMUL_MATVEC_Q8) {
+            return cuda_matvec_q8_gated(ctx, w_gate, w_up, x, gelu, out);
+        }
+        if (path == MatmulPath::MATMUL_MATVEC_F32) {
+            return cuda_matvec_gated_f32(ctx, w_gate, w_up, x, gelu, out);
+        }
+    }
+    // Prompts: both products as BF16 (half the bytes written and read again), side by side in
+    // up's F32 buffer, which holds exactly the two; out (which may alias gate) stays apart.
+    const bool out_ok = (out.type == DType::F32 || out.type == DType::BF16) &&
+                        out.nb[0] == dtype_traits(out.type).block_bytes && out.ne[0] == n &&
+                        out.ne[1] == nt && out.nb[1] % out.nb[0] == 0;
+    const bool up_contiguous = up.type == DType::F32 && up.nb[1] == n * 4 && up.ne[1] == nt;
+    if (work && out_ok && up_contiguous && path == MatmulPath::MATMUL_BF16_GEMM &&
+        matmul_select(w_up, nt) == MatmulPath::MATMUL_BF16_GEMM && out.data != up.data) {
+        check_weight_alignment(w_gate, "matmul");
+        check_weight_alignment(w_up, "matmul");
+        const Bf16Input xb = convert_x(ctx, x);
+        auto* g16 = static_cast<__nv_bfloat16*>(up.data);
+        __nv_bfloat16* u16 = g16 + n * nt;
+        gemm_bf16_to(ctx, w_gate, xb, nt, g16, CUDA_R_16BF, n);
+        gemm_bf16_to(ctx, w_up, xb, nt, u16, CUDA_R_16BF, n);
+        const dim3 grid(static_cast<unsigned>(nt), grid_1d(n, 256));
+        const int64_t ld = out.nb[1] / out.nb[0];
+        if (out.type == DType::BF16) {
+            launch_pdl(ctx, &gated_bf16_kernel<__nv_bfloat16>, grid, dim3(256), 0, g16, u16, n,
+                       gelu, out.ptr<__nv_bfloat16>(), ld);
+        } else {
+            launch_pdl(ctx, &gated_bf16_kernel<float>, grid, dim3(256), 0, g16, u16, n, gelu,
+                       out.ptr<float>(), ld);
+        }
+        return;
+    }
+    const Tensor ws[] = {w_gate, w_up};
+    Tensor outs[] = {gate, up};
+    cuda_matmul_shared(ctx, ws, 2, x, outs);
+    if (gelu) {
+        cuda_geglu(ctx, gate, up, out);
+    } else {
+        cuda_swiglu(ctx, gate, up, out);
     }
 }
 

@@ -21,6 +21,19 @@ void cuda_matvec_q8(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor o
 void cuda_matvec_q8_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
                            Tensor* outs);
 
+// matmul_gated (ops.h) on the matvec kernels, T <= kMatvecGatedMaxCols: out F32 [n, T] =
+// act(w_gate x) * (w_up x), the two weights of one type and layout; each warp reads the same
+// rows of both and never writes the products.
+inline constexpr int kMatvecGatedMaxCols = 4;
+struct MatvecGated {
+    const uint8_t* w2 = nullptr;  // the up rows (w's shape and stride); null: a plain product
+    bool gelu = false;
+};
+void cuda_matvec_gated_f32(CudaContext& ctx, const Tensor& w_gate, const Tensor& w_up,
+                           const Tensor& x, bool gelu, Tensor out);
+void cuda_matvec_q8_gated(CudaContext& ctx, const Tensor& w_gate, const Tensor& w_up,
+                          const Tensor& x, bool gelu, Tensor out);
+
 // W [k, n] of any computable type -> dst bf16 row-major [n][k] (n * k elements), exact
 // dequantization rounded once to bf16. The first step of the GEMM path; public for the bench.
 void cuda_dequantize_bf16(CudaContext& ctx, const Tensor& w, void* dst);

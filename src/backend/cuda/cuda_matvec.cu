@@ -23,10 +23,13 @@
 #include "backend/cuda/cuda_dequant.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_matmul.cuh"
+#include "backend/cuda/cuda_rows.cuh"
 #include "core/check.h"
 
 namespace sift::cuda {
 namespace {
+
+using Gated = MatvecGated;
 
 constexpr int kWarpsPerBlock = 4;
 constexpr int kRowsPerWarp = 2;  // shares each activation load between two rows
@@ -102,16 +105,22 @@ template <DType TYPE, int NT>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     matvec_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t n, int64_t k,
                   const float* __restrict__ x, int64_t x_stride, float* __restrict__ out,
-                  int64_t out_stride, int nt, bool x_vec, bool w_vec) {
+                  int64_t out_stride, int nt, bool x_vec, bool w_vec, Gated gated) {
     pdl_prologue();
     const int lane = threadIdx.x & 31;
-    const int64_t row0 =
-        (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32) * kRowsPerWarp;
+    // Gated: the warp's two rows are row0 of w (gate) and of gated.w2 (up).
+    const int64_t warp_id = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+    const int64_t row0 = gated.w2 != nullptr ? warp_id : warp_id * kRowsPerWarp;
     if (row0 >= n) return;
     const int n_rows = n - row0 < kRowsPerWarp ? static_cast<int>(n - row0) : kRowsPerWarp;
     const uint8_t* w_row[kRowsPerWarp];
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) w_row[r] = w + (row0 + (r < n_rows ? r : 0)) * w_stride;
+    static_assert(kRowsPerWarp == 2, "gated: one row of each matrix");
+    if (gated.w2 != nullptr) {
+        w_row[0] = w + row0 * w_stride;
+        w_row[1] = gated.w2 + row0 * w_stride;
+    }
 
     float acc[kRowsPerWarp][NT] = {};
     constexpr bool kFloat = TYPE == DType::F32 || TYPE == DType::F16 || TYPE == DType::BF16;
@@ -134,6 +143,17 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
             acc[r][c] = s;
         }
     }
+    if (gated.w2 != nullptr) {
+        if (lane < nt) {
+            float g = 0, u = 0;
+#pragma unroll
+            for (int c = 0; c < NT; ++c) {
+                if (lane == c) g = acc[0][c], u = acc[1][c];
+            }
+            out[lane * out_stride + row0] = gated_act(g, u, gated.gelu);
+        }
+        return;
+    }
     if (lane < n_rows * NT) {  // lane r * NT + c writes out[row0 + r, c]
         float v = 0;
 #pragma unroll
@@ -149,14 +169,16 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 }
 
 template <DType TYPE>
-void launch_matvec(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
+void launch_matvec(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out,
+                   Gated gated = {}) {
     const int64_t k = w.ne[0], n = w.ne[1];
     const int nt = static_cast<int>(x.ne[1]);
     const bool x_vec =
         k % 8 == 0 && x.nb[1] % 16 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
     const bool w_vec =
         k % 8 == 0 && w.nb[1] % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
-    const unsigned grid = grid_1d(n, kWarpsPerBlock * kRowsPerWarp);
+    const unsigned grid =
+        grid_1d(n, gated.w2 != nullptr ? kWarpsPerBlock : kWarpsPerBlock * kRowsPerWarp);
     const auto* wp = static_cast<const uint8_t*>(w.data);
     const float* xp = x.ptr<const float>();
     float* op = out.ptr<float>();
@@ -165,16 +187,16 @@ void launch_matvec(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor ou
     const int threads = kWarpsPerBlock * 32;
     if (nt == 1) {
         launch_pdl(ctx, &matvec_kernel<TYPE, 1>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
-                   xp, xs, op, os, nt, x_vec, w_vec);
+                   xp, xs, op, os, nt, x_vec, w_vec, gated);
     } else if (nt == 2) {
         launch_pdl(ctx, &matvec_kernel<TYPE, 2>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
-                   xp, xs, op, os, nt, x_vec, w_vec);
+                   xp, xs, op, os, nt, x_vec, w_vec, gated);
     } else if (nt <= 4) {
         launch_pdl(ctx, &matvec_kernel<TYPE, 4>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
-                   xp, xs, op, os, nt, x_vec, w_vec);
+                   xp, xs, op, os, nt, x_vec, w_vec, gated);
     } else {
         launch_pdl(ctx, &matvec_kernel<TYPE, 8>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
-                   xp, xs, op, os, nt, x_vec, w_vec);
+                   xp, xs, op, os, nt, x_vec, w_vec, gated);
     }
     SIFT_CUDA_LAUNCH_CHECK();
 }
@@ -187,6 +209,20 @@ void cuda_matvec_f32(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor 
     const bool ok = dispatch_weight_type(
         w.type, [&](auto tag) { launch_matvec<decltype(tag)::value>(ctx, w, x, out); });
     SIFT_CHECK(ok, "matmul: no CUDA kernel for {}", dtype_name(w.type));
+}
+
+void cuda_matvec_gated_f32(CudaContext& ctx, const Tensor& w_gate, const Tensor& w_up,
+                           const Tensor& x, bool gelu, Tensor out) {
+    SIFT_CHECK(x.ne[1] >= 1 && x.ne[1] <= kMatvecGatedMaxCols, "matmul_gated: {} columns", x.ne[1]);
+    SIFT_CHECK(w_up.type == w_gate.type && w_up.ne == w_gate.ne && w_up.nb == w_gate.nb,
+               "matmul_gated: gate and up weights differ in type or layout");
+    check_weight_alignment(w_gate, "matmul");
+    check_weight_alignment(w_up, "matmul");
+    const Gated gated{static_cast<const uint8_t*>(w_up.data), gelu};
+    const bool ok = dispatch_weight_type(w_gate.type, [&](auto tag) {
+        launch_matvec<decltype(tag)::value>(ctx, w_gate, x, out, gated);
+    });
+    SIFT_CHECK(ok, "matmul: no CUDA kernel for {}", dtype_name(w_gate.type));
 }
 
 }  // namespace sift::cuda

@@ -38,6 +38,7 @@
 #include "backend/cuda/cuda_dequant.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_matmul.cuh"
+#include "backend/cuda/cuda_rows.cuh"
 #include "core/check.h"
 
 namespace sift::cuda {
@@ -466,15 +467,20 @@ __global__ void __launch_bounds__(kThreads)
 // independent) are issued before any is used. Not persistent: one warp item per warp of the grid,
 // so the blocks (kRowWarps warps) balance over the SMs as they finish; the first batch's weight
 // loads go out before pdl_wait, overlapping the quantize kernel (and the tail of the matvec
-// before).
+// before). Gated (matmul_gated, w2 not null): a warp's first R / 2 rows come from w (gate) and
+// the other R / 2 are the same rows of w2 (up), and it writes act(gate) * up for R / 2 rows.
+using Gated = MatvecGated;
+
 template <typename Ops, int NT, int R, int U>
 __global__ void __launch_bounds__(kThreads)
     matvec_q8_rows_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int n, int k, Q8Acts xa,
-                          float* __restrict__ out, int64_t out_stride, int nt) {
+                          float* __restrict__ out, int64_t out_stride, int nt, Gated gated) {
     pdl_launch_dependents();
     using Unit = typename Ops::Unit;
     const int lane = threadIdx.x & 31;
-    const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * R;
+    const bool gate_up = gated.w2 != nullptr;
+    const int rows_out = gate_up ? R / 2 : R;  // output rows per warp
+    const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_out;
     if (row0 >= n) {  // every block waits: the grid completes only after the one before it
         pdl_wait();
         return;
@@ -482,7 +488,11 @@ __global__ void __launch_bounds__(kThreads)
     const int n_units = k / 32;
     const uint8_t* wr[R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) wr[r] = w + static_cast<int64_t>(min(row0 + r, n - 1)) * w_stride;
+    for (int r = 0; r < R; ++r) {
+        const uint8_t* base = gate_up && r >= R / 2 ? gated.w2 : w;
+        const int row = row0 + (gate_up && r >= R / 2 ? r - R / 2 : r);
+        wr[r] = base + static_cast<int64_t>(min(row, n - 1)) * w_stride;
+    }
 
     float acc[R][NT] = {};
     for (int base = 0; base < n_units; base += 32 * U) {
@@ -512,10 +522,23 @@ __global__ void __launch_bounds__(kThreads)
     for (int r = 0; r < R; ++r) {
 #pragma unroll
         for (int c = 0; c < NT; ++c) {
-            float v = acc[r][c];
 #pragma unroll
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
-            if (lane == 0 && row0 + r < n && c < nt) out[c * out_stride + row0 + r] = v;
+            for (int o = 16; o > 0; o >>= 1)
+                acc[r][c] += __shfl_xor_sync(0xFFFFFFFFu, acc[r][c], o);
+        }
+    }
+    if (lane != 0) return;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int c = 0; c < NT; ++c) {
+            if (c >= nt) break;
+            if (!gate_up) {
+                if (row0 + r < n) out[c * out_stride + row0 + r] = acc[r][c];
+            } else if (r < R / 2 && row0 + r < n) {
+                out[c * out_stride + row0 + r] =
+                    gated_act(acc[r][c], acc[r + R / 2][c], gated.gelu);
+            }
         }
     }
 }
@@ -551,13 +574,14 @@ void launch_persistent(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out,
 
 template <typename Ops, int NT, int R, int U>
 void launch_rows(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out, int64_t out_stride,
-                 int nt) {
+                 int nt, Gated gated = {}) {
     const int k = static_cast<int>(w.ne[0]), n = static_cast<int>(w.ne[1]);
-    const int64_t items = (n + R - 1) / R;
+    const int rows_out = gated.w2 != nullptr ? R / 2 : R;
+    const int64_t items = (n + rows_out - 1) / rows_out;
     launch_pdl(ctx, &matvec_q8_rows_kernel<Ops, NT, R, U>,
                dim3(static_cast<unsigned>((items + kRowWarps - 1) / kRowWarps)),
                dim3(kRowWarps * 32), 0, static_cast<const uint8_t*>(w.data), w.nb[1], n, k, xa, out,
-               out_stride, nt);
+               out_stride, nt, gated);
 }
 
 // The kernel and its rows x units per warp, per type and column count, from
@@ -674,6 +698,44 @@ void matvec_q8_acts(CudaContext& ctx, const Tensor& w, const Q8Acts& xa, int nt,
 
 void cuda_matvec_q8(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out) {
     cuda_matvec_q8_shared(ctx, &w, 1, x, &out);
+}
+
+void cuda_matvec_q8_gated(CudaContext& ctx, const Tensor& w_gate, const Tensor& w_up,
+                          const Tensor& x, bool gelu, Tensor out) {
+    SIFT_CHECK(matvec_q8_supported(w_gate) && matvec_q8_supported(w_up) &&
+                   w_up.type == w_gate.type && w_up.ne == w_gate.ne && w_up.nb == w_gate.nb,
+               "matmul_gated: gate and up weights differ in type or layout");
+    const int nt = static_cast<int>(x.ne[1]);
+    SIFT_CHECK(nt >= 1 && nt <= kMatvecGatedMaxCols, "matmul_gated: {} columns", nt);
+    check_weight_alignment(w_gate, "matmul");
+    check_weight_alignment(w_up, "matmul");
+    const Q8Acts xa = quantize_acts(ctx, x);
+    const Gated gated{static_cast<const uint8_t*>(w_up.data), gelu};
+    float* op = out.ptr<float>();
+    const int64_t os = out.nb[1] / 4;
+    // One gate and one up row per warp, 2 units of loads each (the K-quants' 2 x 2 at T = 1-4).
+    auto launch = [&](auto ops) {
+        using Ops = decltype(ops);
+        if (nt == 1) {
+            launch_rows<Ops, 1, 2, 2>(ctx, w_gate, xa, op, os, nt, gated);
+        } else if (nt == 2) {
+            launch_rows<Ops, 2, 2, 2>(ctx, w_gate, xa, op, os, nt, gated);
+        } else {
+            launch_rows<Ops, 4, 2, 2>(ctx, w_gate, xa, op, os, nt, gated);
+        }
+    };
+    switch (w_gate.type) {
+        case DType::Q4_K:
+            return launch(Q4KOps{});
+        case DType::Q5_K:
+            return launch(Q5KOps{});
+        case DType::Q6_K:
+            return launch(Q6KOps{});
+        case DType::Q8_0:
+            return launch(Q80Ops{});
+        default:
+            return launch(Q40Ops{});
+    }
 }
 
 void cuda_matvec_q8_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,

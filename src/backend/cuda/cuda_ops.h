@@ -12,6 +12,9 @@ void cuda_get_rows(CudaContext& ctx, const Tensor& table, const Tensor& ids, Ten
 void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
 // BF16 where cuda_matmul runs a bf16 GEMM (ops.h matmul_input_type), else F32.
 DType cuda_matmul_input_type(const Tensor& w, int64_t n_tokens);
+// ops.h matmul_gated: one matvec kernel for decode, BF16 products and one pass for prompts.
+void cuda_matmul_gated(CudaContext& ctx, const Tensor& w_gate, const Tensor& w_up, const Tensor& x,
+                       GatedAct act, Tensor gate, Tensor up, Tensor out);
 // Several weights on one input (ops.h matmul_shared): GEMM-sized batches convert x to bf16 once.
 void cuda_matmul_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
                         Tensor* outs);

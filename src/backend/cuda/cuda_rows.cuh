@@ -124,6 +124,13 @@ inline bool out_rows_aligned(const Tensor& t) {
            t.nb[2] % a == 0 && t.nb[3] % a == 0;
 }
 
+// The gated FFN activations, as the CPU computes them: silu(g) * u, or gelu (tanh form) * u.
+__device__ __forceinline__ float gated_act(float g, float u, bool gelu) {
+    if (!gelu) return g / (1.0f + expf(-g)) * u;
+    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+    return 0.5f * g * (1.0f + tanhf(kSqrt2OverPi * (g + 0.044715f * g * g * g))) * u;
+}
+
 // Sum over the block; every thread gets the result. `shared` holds 32 floats.
 __device__ inline float block_sum(float v, float* shared) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
