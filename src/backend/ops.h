@@ -188,6 +188,29 @@ class Backend {
         rms_norm(x, w, eps, out);
         rope(out, pos, params, out);
     }
+    // A batch's attention inputs in one pass, the fused form of
+    //   q = rope(rms_norm of each head of q by q_norm) (just rope(q) when !qk_norm), k likewise
+    //   with k_norm, then set_rows(k, cells, cache_k) and set_rows(v, cells, cache_v):
+    // q F32 [head_dim, n_head, T] and k F32 [head_dim, n_head_kv, T] are rewritten in place, v
+    // F32 [head_dim, n_head_kv, T] is read; cells I32 [T]; cache_k/cache_v as set_rows's dst
+    // ([head_dim * n_head_kv, n_cells]); q_norm/k_norm [head_dim] or null (unweighted).
+    virtual void attention_prep(Tensor q, Tensor k, const Tensor& v, bool qk_norm,
+                                const Tensor* q_norm, const Tensor* k_norm, float eps,
+                                const Tensor& pos, const RopeParams& rope, const Tensor& cells,
+                                Tensor cache_k, Tensor cache_v) {
+        if (qk_norm) {
+            rms_norm_rope(q, q_norm, eps, pos, rope, q);
+            rms_norm_rope(k, k_norm, eps, pos, rope, k);
+        } else {
+            this->rope(q, pos, rope, q);
+            this->rope(k, pos, rope, k);
+        }
+        const auto rows = [](const Tensor& t) {
+            return Tensor::view(t.data, t.type, {t.ne[0] * t.ne[1], t.ne[2]}, t.device);
+        };
+        set_rows(rows(k), cells, cache_k);
+        set_rows(rows(v), cells, cache_v);
+    }
     // out = silu(gate) * up and out = gelu_tanh(gate) * up, F32 [n, T] (out may alias gate),
     // or out a BF16 matmul_input_type (a separate buffer).
     virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor out) = 0;

@@ -114,6 +114,16 @@ class ProfilingBackend final : public Backend {
         timed(fmt::format("geglu {}", tokens_class(gate.ne[1])),
               [&] { inner_->geglu(gate, up, out); });
     }
+    void attention_prep(Tensor q, Tensor k, const Tensor& v, bool qk_norm, const Tensor* q_norm,
+                        const Tensor* k_norm, float eps, const Tensor& pos, const RopeParams& rope,
+                        const Tensor& cells, Tensor cache_k, Tensor cache_v) override {
+        timed(
+            fmt::format("attention_prep {} {}", dtype_name(cache_k.type), tokens_class(pos.ne[0])),
+            [&] {
+                inner_->attention_prep(q, k, v, qk_norm, q_norm, k_norm, eps, pos, rope, cells,
+                                       cache_k, cache_v);
+            });
+    }
     void matmul_gated(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, GatedAct act,
                       Tensor gate, Tensor up, Tensor out) override {
         timed(fmt::format("matmul_gated {} {} {}", dtype_name(w_gate.type), shape(w_gate),

@@ -65,29 +65,29 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
     rope.freq_base = opt.rope_base;
     rope.freq_scale = opt.rope_scale;
     rope.freq_factors = has(c.w.rope_freqs) ? &c.w.rope_freqs : nullptr;
-    if (opt.qk_norm && !nope_probe) {
-        // Normalise each head's vector and rotate it in one pass.
-        c.be.rms_norm_rope(qh, &l.q_norm, hp.norm_eps, c.pos, rope, qh);
-        c.be.rms_norm_rope(kh, &l.k_norm, hp.norm_eps, c.pos, rope, kh);
+    const Tensor cache_k = c.kv.k(il), cache_v = c.kv.v(il);
+    const Tensor cache_k_rows =
+        Tensor::view(cache_k.data, cache_k.type, {hp.kv_dim(), cache_k.ne[2]}, cache_k.device);
+    const Tensor cache_v_rows =
+        Tensor::view(cache_v.data, cache_v.type, {hp.kv_dim(), cache_v.ne[2]}, cache_v.device);
+    if (!nope_probe) {
+        // QK-norm, RoPE and the K/V cache stores in one pass.
+        c.be.attention_prep(qh, kh, heads_view(v, hp.head_dim), opt.qk_norm,
+                            opt.qk_norm ? &l.q_norm : nullptr, opt.qk_norm ? &l.k_norm : nullptr,
+                            hp.norm_eps, c.pos, rope, c.cells, cache_k_rows, cache_v_rows);
     } else {
         if (opt.qk_norm) {
             c.be.rms_norm(qh, &l.q_norm, hp.norm_eps, qh);
             c.be.rms_norm(kh, &l.k_norm, hp.norm_eps, kh);
         }
-        if (nope_probe) c.be.get_rows(q, c.probe->rows, probe_q);
+        c.be.get_rows(q, c.probe->rows, probe_q);
         c.be.rope(qh, c.pos, rope, qh);
         c.be.rope(kh, c.pos, rope, kh);
+        c.be.set_rows(k, c.cells, cache_k_rows);
+        c.be.set_rows(v, c.cells, cache_v_rows);
     }
     c.dump("q", il, q);
     c.dump("k", il, k);
-
-    const Tensor cache_k = c.kv.k(il), cache_v = c.kv.v(il);
-    c.be.set_rows(
-        Tensor::view(k.data, k.type, {hp.kv_dim(), c.n_tokens}, k.device), c.cells,
-        Tensor::view(cache_k.data, cache_k.type, {hp.kv_dim(), cache_k.ne[2]}, cache_k.device));
-    c.be.set_rows(
-        Tensor::view(v.data, v.type, {hp.kv_dim(), c.n_tokens}, v.device), c.cells,
-        Tensor::view(cache_v.data, cache_v.type, {hp.kv_dim(), cache_v.ne[2]}, cache_v.device));
 
     AttentionParams params;
     params.scale = hp.attn_scale;

@@ -12,6 +12,7 @@
 // kernel rounded to nearest even, and a matmul fed BF16 x equals one fed the F32 x it came from.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <random>
 
 #include "backend/cuda/cuda_ops.h"
@@ -147,6 +148,103 @@ TEST(FusedNormParity, RmsNormRope) {
                 EXPECT_LE(max_rel_error(got, ref), kBound);
             }
         }
+    }
+}
+
+// attention_prep's kernel against the ops it fuses on the same GPU (rms_norm_rope or rope on
+// q and k, set_rows of k and v): the same arithmetic in the same order, so q, k and both whole
+// caches (untouched rows included) must be identical bit for bit; a cell out of range is
+// skipped by both.
+TEST(FusedNormParity, AttentionPrepEqualsComposedOps) {
+    SIFT_REQUIRE_CUDA();
+    struct Case {
+        int64_t head_dim, n_head, n_kv, n_tokens;
+        bool norm, neox, factors;
+        int32_t n_rot;
+        DType kt, vt;
+    };
+    const Case cases[] = {{128, 16, 8, 1, true, true, false, 128, DType::F16, DType::F16},
+                          {128, 16, 8, 37, true, true, false, 128, DType::F16, DType::F16},
+                          {64, 8, 2, 5, false, false, true, 32, DType::F32, DType::F32},
+                          {256, 8, 4, 9, true, true, false, 256, DType::F16, DType::F32},
+                          {80, 6, 3, 3, false, true, false, 80, DType::F32, DType::F16}};
+    const int64_t n_cells = 64;
+    for (const Case& c : cases) {
+        SCOPED_TRACE(::testing::Message() << "head_dim=" << c.head_dim << " T=" << c.n_tokens
+                                          << " norm=" << c.norm << " neox=" << c.neox);
+        const int64_t d = c.head_dim, nt = c.n_tokens, kv = d * c.n_kv;
+        const std::vector<float> q = random_normal(static_cast<size_t>(d * c.n_head * nt), 50);
+        const std::vector<float> k = random_normal(static_cast<size_t>(kv * nt), 51);
+        const std::vector<float> v = random_normal(static_cast<size_t>(kv * nt), 52);
+        const std::vector<float> wq = random_normal(static_cast<size_t>(d), 53);
+        const std::vector<float> wk = random_normal(static_cast<size_t>(d), 54);
+        std::vector<int32_t> pos(static_cast<size_t>(nt)), cells(static_cast<size_t>(nt));
+        for (int64_t t = 0; t < nt; ++t) {
+            pos[t] = static_cast<int32_t>(1000 + 7919 * t);
+            cells[t] = static_cast<int32_t>((t * 13 + 5) % n_cells);
+        }
+        if (nt > 2) cells[1] = -1;  // skipped
+        std::vector<float> factors(static_cast<size_t>(c.n_rot / 2));
+        for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + 0.25f * i;
+
+        struct Side {
+            std::unique_ptr<DeviceTensor> q, k, v, ck, cv;
+        };
+        DeviceTensor wqd(DType::F32, {d}), wkd(DType::F32, {d}), pd(DType::I32, {nt}),
+            cd(DType::I32, {nt}), fd(DType::F32, {static_cast<int64_t>(factors.size())});
+        wqd.upload(wq.data());
+        wkd.upload(wk.data());
+        pd.upload(pos.data());
+        cd.upload(cells.data());
+        fd.upload(factors.data());
+        RopeParams p;
+        p.n_rot = c.n_rot;
+        p.neox = c.neox;
+        p.freq_base = 500000;
+        p.freq_factors = c.factors ? &fd.t() : nullptr;
+        auto make_side = [&]() {
+            Side sd;
+            sd.q = std::make_unique<DeviceTensor>(DType::F32,
+                                                  std::initializer_list<int64_t>{d, c.n_head, nt});
+            sd.k = std::make_unique<DeviceTensor>(DType::F32,
+                                                  std::initializer_list<int64_t>{d, c.n_kv, nt});
+            sd.v = std::make_unique<DeviceTensor>(DType::F32,
+                                                  std::initializer_list<int64_t>{d, c.n_kv, nt});
+            sd.ck =
+                std::make_unique<DeviceTensor>(c.kt, std::initializer_list<int64_t>{kv, n_cells});
+            sd.cv =
+                std::make_unique<DeviceTensor>(c.vt, std::initializer_list<int64_t>{kv, n_cells});
+            sd.q->upload(q.data());
+            sd.k->upload(k.data());
+            sd.v->upload(v.data());
+            sd.ck->poison();
+            sd.cv->poison();
+            return sd;
+        };
+        Side fused = make_side(), composed = make_side();
+        const Tensor* nq = c.norm ? &wqd.t() : nullptr;
+        const Tensor* nk = c.norm ? &wkd.t() : nullptr;
+        ASSERT_TRUE(cuda::cuda_attention_prep(ctx, fused.q->t(), fused.k->t(), fused.v->t(), c.norm,
+                                              nq, nk, 1e-6f, pd.t(), p, cd.t(), fused.ck->t(),
+                                              fused.cv->t()));
+        if (c.norm) {
+            cuda::cuda_rms_norm_rope(ctx, composed.q->t(), nq, 1e-6f, pd.t(), p, composed.q->t());
+            cuda::cuda_rms_norm_rope(ctx, composed.k->t(), nk, 1e-6f, pd.t(), p, composed.k->t());
+        } else {
+            cuda::cuda_rope(ctx, composed.q->t(), pd.t(), p, composed.q->t());
+            cuda::cuda_rope(ctx, composed.k->t(), pd.t(), p, composed.k->t());
+        }
+        const Tensor k_rows =
+            Tensor::view(composed.k->t().data, DType::F32, {kv, nt}, Device::DEVICE_CUDA);
+        const Tensor v_rows =
+            Tensor::view(composed.v->t().data, DType::F32, {kv, nt}, Device::DEVICE_CUDA);
+        cuda::cuda_set_rows(ctx, k_rows, cd.t(), composed.ck->t());
+        cuda::cuda_set_rows(ctx, v_rows, cd.t(), composed.cv->t());
+        sync(ctx);
+        EXPECT_EQ(fused.q->download<float>(), composed.q->download<float>());
+        EXPECT_EQ(fused.k->download<float>(), composed.k->download<float>());
+        EXPECT_EQ(fused.ck->download<uint8_t>(), composed.ck->download<uint8_t>());
+        EXPECT_EQ(fused.cv->download<uint8_t>(), composed.cv->download<uint8_t>());
     }
 }
 

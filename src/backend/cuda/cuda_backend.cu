@@ -158,6 +158,14 @@ class CudaBackend final : public Backend {
     void matmul_shared(const Tensor* ws, size_t n, const Tensor& x, Tensor* outs) override {
         cuda::cuda_matmul_shared(*ctx_, ws, n, x, outs);
     }
+    void attention_prep(Tensor q, Tensor k, const Tensor& v, bool qk_norm, const Tensor* q_norm,
+                        const Tensor* k_norm, float eps, const Tensor& pos, const RopeParams& rope,
+                        const Tensor& cells, Tensor cache_k, Tensor cache_v) override {
+        if (!cuda::cuda_attention_prep(*ctx_, q, k, v, qk_norm, q_norm, k_norm, eps, pos, rope,
+                                       cells, cache_k, cache_v))
+            Backend::attention_prep(q, k, v, qk_norm, q_norm, k_norm, eps, pos, rope, cells,
+                                    cache_k, cache_v);
+    }
     void matmul_gated(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, GatedAct act,
                       Tensor gate, Tensor up, Tensor out) override {
         cuda::cuda_matmul_gated(*ctx_, w_gate, w_up, x, act, gate, up, out);

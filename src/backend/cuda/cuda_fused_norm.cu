@@ -9,6 +9,8 @@
 // qk-norm + rope read and write q and k twice, rms_norm_rope once.
 #include <cmath>
 
+#include <cuda_fp16.h>
+
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/cuda_rows.cuh"
@@ -57,6 +59,55 @@ __global__ void add_rms_norm_kernel(const void* a, RowLayout la, const void* b, 
 constexpr int kRopeWarps = 8;
 constexpr int kMaxHeadDim = 512;
 
+// Stores of a rotated value: F32 as is, F16 rounded to nearest even (as set_rows).
+__device__ __forceinline__ void store_as(float* p, float v) {
+    *p = v;
+}
+__device__ __forceinline__ void store_as(__half* p, float v) {
+    *p = __float2half_rn(v);
+}
+
+// One head by one warp: the head's row a staged in `row` with its sum of squares (the lane
+// order of rms_norm_warp_kernel: lane l sums elements 4l..4l+3, 128 + 4l.., then a butterfly),
+// scaled and weighted when `norm`, rotated by the token's cos/sin cs, written to o and, when o2
+// is not null, into o2 too (a cache row). The caller syncs the warp before reusing `row`.
+template <typename T2>
+__device__ __forceinline__ void norm_rope_head(const float* a, const float* w, bool norm, float eps,
+                                               int head_dim, int n_rot, bool neox, const float* cs,
+                                               float* row, int lane, float* o, T2* o2) {
+    float ss = 0;
+    for (int j = lane * 4; j < head_dim; j += 128) {
+        const float4 v = *reinterpret_cast<const float4*>(a + j);
+        *reinterpret_cast<float4*>(row + j) = v;
+        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    float inv = 1;
+    if (norm) {
+        for (int m = 16; m > 0; m >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, m);
+        inv = static_cast<float>(1.0 / sqrt(static_cast<double>(ss) / head_dim + eps));
+    }
+    __syncwarp();
+    const int half = n_rot / 2, stride = neox ? 1 : 2, offset = neox ? half : 1;
+    for (int i = lane; i < half; i += 32) {
+        const int i0 = i * stride, i1 = i0 + offset;
+        float x0 = row[i0], x1 = row[i1];
+        if (norm) x0 *= inv, x1 *= inv;
+        if (w != nullptr) x0 *= w[i0], x1 *= w[i1];
+        const float y0 = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
+        const float y1 = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
+        o[i0] = y0;
+        o[i1] = y1;
+        if (o2 != nullptr) store_as(o2 + i0, y0), store_as(o2 + i1, y1);
+    }
+    for (int j = n_rot + lane; j < head_dim; j += 32) {
+        float v = row[j];
+        if (norm) v *= inv;
+        if (w != nullptr) v *= w[j];
+        o[j] = v;
+        if (o2 != nullptr) store_as(o2 + j, v);
+    }
+}
+
 __global__ void __launch_bounds__(kRopeWarps * 32)
     rms_norm_rope_kernel(const float* x, int64_t x_nb1, int64_t x_nb2, const float* w, float eps,
                          float* out, int64_t o_nb1, int64_t o_nb2, const int32_t* pos,
@@ -68,33 +119,69 @@ __global__ void __launch_bounds__(kRopeWarps * 32)
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     float* row = smem + n_rot + warp * head_dim;
     const int64_t t = blockIdx.x;
-    const int half = n_rot / 2;
-    const double position = *at<int32_t>(pos, t * pos_nb);
-    rope_angles(cs, position, n_rot, freq_base, freq_scale, factors);
+    rope_angles(cs, *at<int32_t>(pos, t * pos_nb), n_rot, freq_base, freq_scale, factors);
     __syncthreads();
-    const int stride = neox ? 1 : 2, offset = neox ? half : 1;
     for (int h = warp; h < n_head; h += kRopeWarps) {
-        const float* a = at<float>(x, h * x_nb1 + t * x_nb2);
-        float* o = at<float>(out, h * o_nb1 + t * o_nb2);
-        float ss = 0;
-        for (int j = lane * 4; j < head_dim; j += 128) {
-            const float4 v = *reinterpret_cast<const float4*>(a + j);
-            *reinterpret_cast<float4*>(row + j) = v;
-            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-        }
-        for (int m = 16; m > 0; m >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, m);
-        const auto inv = static_cast<float>(1.0 / sqrt(static_cast<double>(ss) / head_dim + eps));
-        __syncwarp();
-        for (int i = lane; i < half; i += 32) {
-            const int i0 = i * stride, i1 = i0 + offset;
-            float x0 = row[i0] * inv, x1 = row[i1] * inv;
-            if (w != nullptr) x0 *= w[i0], x1 *= w[i1];
-            o[i0] = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
-            o[i1] = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
-        }
-        for (int j = n_rot + lane; j < head_dim; j += 32) {
-            const float v = row[j] * inv;
-            o[j] = w != nullptr ? v * w[j] : v;
+        norm_rope_head(at<float>(x, h * x_nb1 + t * x_nb2), w, true, eps, head_dim, n_rot, neox, cs,
+                       row, lane, at<float>(out, h * o_nb1 + t * o_nb2),
+                       static_cast<float*>(nullptr));
+        __syncwarp();  // the row buffer is reused by the warp's next head
+    }
+}
+
+// ops.h attention_prep: one block per token, a warp per head over the q heads, the k heads
+// (also stored into the cache row of the token's cell) and the v heads (converted into theirs).
+struct PrepArgs {
+    float* q;
+    int64_t q_nb1, q_nb2;
+    float* k;
+    int64_t k_nb1, k_nb2;
+    const float* v;
+    int64_t v_nb1, v_nb2;
+    const float *wq, *wk;
+    bool norm;
+    float eps;
+    const int32_t* pos;
+    int64_t pos_nb;
+    const int32_t* cells;
+    int64_t cells_nb, n_cells;
+    void *cache_k, *cache_v;  // cell c's row at c * nb1 bytes
+    int64_t ck_nb1, cv_nb1;
+    int head_dim, n_head, n_head_kv, n_rot;
+    bool neox;
+    float freq_base, freq_scale;
+    const float* factors;
+};
+
+template <typename KT, typename VT>
+__global__ void __launch_bounds__(kRopeWarps * 32) attention_prep_kernel(PrepArgs a) {
+    pdl_prologue();
+    extern __shared__ float smem[];
+    float* cs = smem;  // [half][2]: cos, sin
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    float* row = smem + a.n_rot + warp * a.head_dim;
+    const int64_t t = blockIdx.x;
+    const int32_t cell = *at<int32_t>(a.cells, t * a.cells_nb);
+    const bool store = cell >= 0 && cell < a.n_cells;  // out-of-range cells skipped, as set_rows
+    rope_angles(cs, *at<int32_t>(a.pos, t * a.pos_nb), a.n_rot, a.freq_base, a.freq_scale,
+                a.factors);
+    __syncthreads();
+    for (int h = warp; h < a.n_head + 2 * a.n_head_kv; h += kRopeWarps) {
+        if (h < a.n_head) {
+            float* q = at<float>(a.q, h * a.q_nb1 + t * a.q_nb2);
+            norm_rope_head(q, a.wq, a.norm, a.eps, a.head_dim, a.n_rot, a.neox, cs, row, lane, q,
+                           static_cast<float*>(nullptr));
+        } else if (h < a.n_head + a.n_head_kv) {
+            const int g = h - a.n_head;
+            float* k = at<float>(a.k, g * a.k_nb1 + t * a.k_nb2);
+            KT* ck = store ? at<KT>(a.cache_k, cell * a.ck_nb1) + g * a.head_dim : nullptr;
+            norm_rope_head(k, a.wk, a.norm, a.eps, a.head_dim, a.n_rot, a.neox, cs, row, lane, k,
+                           ck);
+        } else if (store) {
+            const int g = h - a.n_head - a.n_head_kv;
+            const float* v = at<float>(a.v, g * a.v_nb1 + t * a.v_nb2);
+            VT* cv = at<VT>(a.cache_v, cell * a.cv_nb1) + g * a.head_dim;
+            for (int j = lane; j < a.head_dim; j += 32) store_as(cv + j, v[j]);
         }
         __syncwarp();  // the row buffer is reused by the warp's next head
     }
@@ -181,6 +268,81 @@ void cuda_rms_norm_rope(CudaContext& ctx, const Tensor& x, const Tensor* w, floa
                out.ptr<float>(), out.nb[1], out.nb[2], pos.ptr<const int32_t>(), pos.nb[0],
                static_cast<int>(head_dim), static_cast<int>(n_head), p.n_rot, p.neox, p.freq_base,
                p.freq_scale, factors);
+}
+
+bool cuda_attention_prep(CudaContext& ctx, Tensor q, Tensor k, const Tensor& v, bool qk_norm,
+                         const Tensor* q_norm, const Tensor* k_norm, float eps, const Tensor& pos,
+                         const RopeParams& p, const Tensor& cells, Tensor cache_k, Tensor cache_v) {
+    const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_head_kv = k.ne[1], n_tokens = q.ne[2];
+    // The fused kernel: F32 heads in float4 rows, F16/F32 caches of kv_dim-wide rows, shapes
+    // that agree; anything else (a Q8_0 cache, odd layouts) takes the composed ops.
+    auto f32_heads = [&](const Tensor& t) {
+        return t.type == DType::F32 && t.nb[0] == 4 && t.ne[0] == head_dim && t.ne[2] == n_tokens &&
+               t.ne[3] == 1 && rows_aligned16(t);
+    };
+    auto cache_ok = [&](const Tensor& c) {
+        return (c.type == DType::F32 || c.type == DType::F16) &&
+               c.nb[0] == dtype_traits(c.type).block_bytes && c.ne[0] == head_dim * n_head_kv &&
+               c.ne[2] == 1 && c.ne[3] == 1;
+    };
+    const auto norm_ok = [&](const Tensor* w) {
+        return w == nullptr ||
+               (w->type == DType::F32 && w->nb[0] == 4 && w->ne[0] == head_dim && w->n_rows() == 1);
+    };
+    if (!f32_heads(q) || !f32_heads(k) || !f32_heads(v) || v.ne[1] != n_head_kv ||
+        !cache_ok(cache_k) || !cache_ok(cache_v) || cache_k.ne[1] != cache_v.ne[1] ||
+        head_dim % 4 != 0 || head_dim > kMaxHeadDim || p.n_rot <= 0 || p.n_rot % 2 != 0 ||
+        p.n_rot > head_dim || pos.type != DType::I32 || pos.ne[0] != n_tokens ||
+        cells.type != DType::I32 || cells.ne[0] != n_tokens || !norm_ok(q_norm) ||
+        !norm_ok(k_norm) ||
+        (p.freq_factors != nullptr &&
+         (p.freq_factors->type != DType::F32 || p.freq_factors->ne[0] < p.n_rot / 2)))
+        return false;
+    if (n_tokens == 0) return true;
+    PrepArgs a{};
+    a.q = q.ptr<float>();
+    a.q_nb1 = q.nb[1];
+    a.q_nb2 = q.nb[2];
+    a.k = k.ptr<float>();
+    a.k_nb1 = k.nb[1];
+    a.k_nb2 = k.nb[2];
+    a.v = v.ptr<const float>();
+    a.v_nb1 = v.nb[1];
+    a.v_nb2 = v.nb[2];
+    a.wq = qk_norm && q_norm != nullptr ? q_norm->ptr<const float>() : nullptr;
+    a.wk = qk_norm && k_norm != nullptr ? k_norm->ptr<const float>() : nullptr;
+    a.norm = qk_norm;
+    a.eps = eps;
+    a.pos = pos.ptr<const int32_t>();
+    a.pos_nb = pos.nb[0];
+    a.cells = cells.ptr<const int32_t>();
+    a.cells_nb = cells.nb[0];
+    a.n_cells = cache_k.ne[1];
+    a.cache_k = cache_k.data;
+    a.cache_v = cache_v.data;
+    a.ck_nb1 = cache_k.nb[1];
+    a.cv_nb1 = cache_v.nb[1];
+    a.head_dim = static_cast<int>(head_dim);
+    a.n_head = static_cast<int>(n_head);
+    a.n_head_kv = static_cast<int>(n_head_kv);
+    a.n_rot = p.n_rot;
+    a.neox = p.neox;
+    a.freq_base = p.freq_base;
+    a.freq_scale = p.freq_scale;
+    a.factors = p.freq_factors != nullptr ? p.freq_factors->ptr<const float>() : nullptr;
+    const size_t smem = (static_cast<size_t>(p.n_rot) + kRopeWarps * head_dim) * sizeof(float);
+    const dim3 grid(static_cast<unsigned>(n_tokens)), block(kRopeWarps * 32);
+    const bool k16 = cache_k.type == DType::F16, v16 = cache_v.type == DType::F16;
+    if (k16 && v16) {
+        launch_pdl(ctx, &attention_prep_kernel<__half, __half>, grid, block, smem, a);
+    } else if (!k16 && !v16) {
+        launch_pdl(ctx, &attention_prep_kernel<float, float>, grid, block, smem, a);
+    } else if (k16) {
+        launch_pdl(ctx, &attention_prep_kernel<__half, float>, grid, block, smem, a);
+    } else {
+        launch_pdl(ctx, &attention_prep_kernel<float, __half>, grid, block, smem, a);
+    }
+    return true;
 }
 
 }  // namespace sift::cuda

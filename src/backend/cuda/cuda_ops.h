@@ -12,6 +12,12 @@ void cuda_get_rows(CudaContext& ctx, const Tensor& table, const Tensor& ids, Ten
 void cuda_matmul(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out);
 // BF16 where cuda_matmul runs a bf16 GEMM (ops.h matmul_input_type), else F32.
 DType cuda_matmul_input_type(const Tensor& w, int64_t n_tokens);
+// ops.h attention_prep in one kernel (F16/F32 caches); false when the inputs need the composed
+// ops (a Q8_0 cache, other layouts), which the caller then runs.
+bool cuda_attention_prep(CudaContext& ctx, Tensor q, Tensor k, const Tensor& v, bool qk_norm,
+                         const Tensor* q_norm, const Tensor* k_norm, float eps, const Tensor& pos,
+                         const RopeParams& rope, const Tensor& cells, Tensor cache_k,
+                         Tensor cache_v);
 // ops.h matmul_gated: one matvec kernel for decode, BF16 products and one pass for prompts.
 void cuda_matmul_gated(CudaContext& ctx, const Tensor& w_gate, const Tensor& w_up, const Tensor& x,
                        GatedAct act, Tensor gate, Tensor up, Tensor out);
