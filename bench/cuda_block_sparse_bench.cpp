@@ -1,6 +1,7 @@
 // Block-sparse attention speed (ALGORITHMS.md 2) on the drafter's shape: Qwen3-0.6B, 16 query
 // heads, 8 KV heads, head_dim 128, F16 cache. One layer's attention over a causal prompt of S
-// tokens run as the model runs it, in micro-batches of 4096 tokens over the cells so far:
+// tokens run as the model runs it, in micro-batches of 4096 tokens over the cells so far (the
+// key-block means cached across micro-batches, the prompt's last blocks as the dense tail):
 //   bsa_prefill/S/mode: mode 0 dense; block-sparse with alpha 0.12 (1), 0.85 (2) on random keys,
 //     and with block-structured keys (a random offset per key block) alpha 0.12 (3), 0.85 (4),
 //     1.0 (5: only the argmax and the forced blocks). Random keys give near-uniform block scores
@@ -108,13 +109,25 @@ void BM_bsa_prefill(benchmark::State& state) {
     const int64_t total = (s + kBlock - 1) / kBlock;
     // One prompt pass; select_only times the selection alone; counts kept blocks when asked.
     double kept_blocks = 0, causal_blocks = 0, kept_work = 0;
+    // As the model runs it: the key-block means cached across micro-batches, and the prompt's
+    // last_full query blocks flagged as the dense tail.
+    const size_t means_bytes = sift::cuda::cuda_key_means_bytes(kHeadDim, kHeadsKv, total);
+    void* means = nullptr;
+    SIFT_CUDA_CHECK(cudaMalloc(&means, means_bytes));
     auto pass = [&](bool select_only, bool count) {
+        sift::KeyMeansCache cache{means, means_bytes, 0};
         for (int64_t t0 = 0; t0 < s; t0 += kUbatch) {
             Tensor mask_t;
             sift::AttentionInputs in = p.inputs(t0, mask_t);
             if (mode > 0) {
+                in.key_means = &cache;
                 cuda_attention_block_select(ctx, in, params, bs, total, mask_t);
+                cache.valid = std::min(s, t0 + kUbatch) / kBlock;
                 in.block_mask = &mask_t;
+                const int64_t qb_first = t0 / kBlock;
+                const int64_t qb_last = (std::min(s, t0 + kUbatch) - 1) / kBlock;
+                in.dense_tail = static_cast<int32_t>(std::clamp<int64_t>(
+                    qb_last - std::max(qb_first, total - bs.last_full) + 1, 0, mask_t.ne[1]));
             }
             if (count && mode > 0) {
                 std::vector<int8_t> m(static_cast<size_t>(mask_t.n_elements()));
@@ -159,6 +172,7 @@ void BM_bsa_prefill(benchmark::State& state) {
     }
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
+    SIFT_CUDA_CHECK(cudaFree(means));
     const double dense = 4.0 * static_cast<double>(s) * s / 2 * kHeads * kHeadDim;
     const double block_flops = 4.0 * kBlock * kBlock * kHeadDim;  // one (m, n, h) triple
     state.counters["TFLOP/s"] =

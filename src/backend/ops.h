@@ -43,6 +43,17 @@ struct AttentionParams {
     float softcap = 0;   // scores = softcap * tanh(scores / softcap); 0 = off
 };
 
+// Key-block means kept across the micro-batches of one prompt (attention_block_select): a
+// buffer of Backend::key_means_bytes bytes whose layout the backend owns. Its first `valid` key
+// blocks hold the means an earlier call for the same layer and cells computed over whole
+// blocks (all their cells then at or before that call's last position), which the op reuses;
+// it writes the means of the others.
+struct KeyMeansCache {
+    void* data = nullptr;
+    size_t bytes = 0;
+    int64_t valid = 0;
+};
+
 struct AttentionInputs {
     Tensor q;                // F32 [head_dim, n_head, n_tokens]
     Tensor k;                // F32/F16/Q8_0 [head_dim, n_head_kv, n_cells] (cache view)
@@ -62,6 +73,9 @@ struct AttentionInputs {
     // (nearly) every key block (the prompt's last_full blocks), so their rows cost as much as
     // a dense row each; a backend may spread their keys over several workers.
     int32_t dense_tail = 0;
+    // attention_block_select only, optional: the key-block means cache (a backend may ignore
+    // it; the CPU does).
+    const KeyMeansCache* key_means = nullptr;
 };
 
 // Block-sparse attention for a long prefill (ALGORITHMS.md 2, FlashPrefill).
@@ -254,6 +268,14 @@ class Backend {
     virtual void attention_block_select(const AttentionInputs& in, const AttentionParams& params,
                                         const BlockSparseParams& bs, int64_t n_qblocks_total,
                                         Tensor block_mask) = 0;
+    // Bytes of a KeyMeansCache for n_kblocks key blocks; 0: the backend keeps no means across
+    // calls (AttentionInputs::key_means is then ignored). Wrappers of a Backend must forward it.
+    virtual size_t key_means_bytes(int64_t head_dim, int64_t n_head_kv, int64_t n_kblocks) const {
+        (void)head_dim;
+        (void)n_head_kv;
+        (void)n_kblocks;
+        return 0;
+    }
     // out[t] = argmax over x[:, t]: x F32 [n, T], out I32 [T] (lowest index wins ties).
     virtual void argmax(const Tensor& x, Tensor out) = 0;
 };

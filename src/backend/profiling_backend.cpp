@@ -151,6 +151,9 @@ class ProfilingBackend final : public Backend {
                           in.k.ne[1]),
               [&] { inner_->attention_block_select(in, params, bs, n_qblocks_total, block_mask); });
     }
+    size_t key_means_bytes(int64_t head_dim, int64_t n_head_kv, int64_t n_kblocks) const override {
+        return inner_->key_means_bytes(head_dim, n_head_kv, n_kblocks);
+    }
     void argmax(const Tensor& x, Tensor out) override {
         timed("argmax", [&] { inner_->argmax(x, out); });
     }

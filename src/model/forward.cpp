@@ -119,7 +119,14 @@ Tensor block_attention(ForwardContext& c, int il, const Tensor& h, const Attenti
     in.cell_end = c.cell_end;
     // Block-sparse on global-attention layers: the selection's geometry needs the sequence's
     // own cell range (cells outside it are invisible to these tokens, so the result is the same).
+    KeyMeansCache key_means;
     if (c.bsa != nullptr && params.window == 0) {
+        if (c.bsa->key_means != nullptr) {
+            key_means.data = c.bsa->key_means + static_cast<size_t>(il) * c.bsa->key_means_bytes;
+            key_means.bytes = c.bsa->key_means_bytes;
+            key_means.valid = c.bsa->key_means_valid;
+            in.key_means = &key_means;
+        }
         in.cell_begin = c.bsa->cell_begin;
         in.cell_end = c.bsa->cell_end;
         c.be.attention_block_select(in, params, c.bsa->params, c.bsa->n_qblocks_total, c.bsa->mask);

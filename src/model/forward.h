@@ -45,8 +45,13 @@ struct BlockSparseInputs {
     int64_t cell_begin = 0, cell_end = 0;  // cell_begin holds position 0
     int64_t n_qblocks_total = 0;           // query blocks of the prompt (for last_full)
     int32_t dense_tail = 0;                // AttentionInputs::dense_tail of this micro-batch
-    Tensor mask{};                         // I8 [n_kblocks, n_qblocks, n_head]
-    int64_t calls = 0;                     // layers that ran block-sparse
+    // The key-means caches (ops.h KeyMeansCache), layer il's at key_means + il * bytes (null:
+    // none), and the leading key blocks they hold whole-block means of.
+    uint8_t* key_means = nullptr;
+    size_t key_means_bytes = 0;
+    int64_t key_means_valid = 0;
+    Tensor mask{};      // I8 [n_kblocks, n_qblocks, n_head]
+    int64_t calls = 0;  // layers that ran block-sparse
 };
 
 struct ForwardContext {

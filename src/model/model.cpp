@@ -37,6 +37,7 @@ Model::~Model() {
     if (logits_buf_ != nullptr) backend_.free(logits_buf_);
     if (argmax_buf_ != nullptr) backend_.free(argmax_buf_);
     if (bsa_mask_ != nullptr) backend_.free(bsa_mask_);
+    if (key_means_ != nullptr) backend_.free(key_means_);
 }
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& backend,
@@ -104,6 +105,7 @@ struct Model::ProbeState {
 struct Model::SparseState {
     int64_t cell_begin = 0;
     int64_t n_qblocks_total = 0;
+    int64_t means_valid = 0;  // leading key blocks whose means the caches hold (whole blocks)
 };
 
 // The ops.h block-sparse contract, on the host copies: one sequence, contiguous positions, and
@@ -227,8 +229,7 @@ Status Model::decode_into(const Batch& batch, AttentionProbe* probe, Outputs out
 }
 
 void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells, size_t first,
-                           size_t count, Outputs outputs, ProbeState* probe,
-                           const SparseState* sparse) {
+                           size_t count, Outputs outputs, ProbeState* probe, SparseState* sparse) {
     const int64_t t = static_cast<int64_t>(count);
     Arena arena(scratch_, scratch_bytes_, backend_.device());
     auto upload_i32 = [&](const int32_t* src, int64_t n) {
@@ -314,6 +315,19 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
             bsa_mask_bytes_ = bytes;
         }
         bsa.mask = Tensor::view(bsa_mask_, DType::I8, {n_kb, n_qb, hp_.n_head}, backend_.device());
+        // Key-block means kept across the decode's micro-batches, one cache per layer, sized
+        // for the whole cache (allocated once, where the backend keeps them).
+        const size_t means_bytes = backend_.key_means_bytes(hp_.head_dim, hp_.n_head_kv,
+                                                            (kv_->n_cells() + block - 1) / block);
+        if (means_bytes > 0) {
+            if (key_means_ == nullptr) {
+                key_means_ = backend_.alloc(means_bytes * static_cast<size_t>(hp_.n_layer));
+                key_means_bytes_ = means_bytes;
+            }
+            bsa.key_means = static_cast<uint8_t*>(key_means_);
+            bsa.key_means_bytes = key_means_bytes_;
+            bsa.key_means_valid = sparse->means_valid;
+        }
         c.bsa = &bsa;
     }
     c.dump_dir = options_.dump_layers;
@@ -373,6 +387,9 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
     }
     n_dumped_ = c.dump_index;
     bsa_calls_ += bsa.calls;
+    // Blocks whose 128 positions this micro-batch covered up to its last are whole now.
+    if (bsa.calls > 0 && bsa.key_means != nullptr)
+        sparse->means_valid = (batch.pos[first + count - 1] + 1) / bsa_.params.block;
     if (n_out > 0 && outputs.argmax != nullptr) {
         std::vector<int32_t>& ids = *outputs.argmax;
         const size_t old = ids.size();

@@ -126,7 +126,7 @@ class Model {
     };
     Status decode_into(const Batch& batch, AttentionProbe* probe, Outputs out);
     void forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells, size_t first,
-                        size_t count, Outputs out, ProbeState* probe, const SparseState* sparse);
+                        size_t count, Outputs out, ProbeState* probe, SparseState* sparse);
     bool block_sparse_applies(const Batch& batch, const std::vector<int32_t>& cells,
                               int64_t& cell_begin) const;
 
@@ -148,6 +148,8 @@ class Model {
     int64_t bsa_calls_ = 0;
     void* bsa_mask_ = nullptr;  // I8 block mask, reused by every layer; grows
     size_t bsa_mask_bytes_ = 0;
+    void* key_means_ = nullptr;  // ops.h KeyMeansCache per layer, key_means_bytes_ each
+    size_t key_means_bytes_ = 0;
     std::unique_ptr<GraphCache> graphs_;  // null: graphs off or unsupported
 };
 

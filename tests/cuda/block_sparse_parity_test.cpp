@@ -208,6 +208,46 @@ TEST_P(BlockSparseParity, MatchesCpu) {
                 static_cast<double>(kept) / static_cast<double>(causal),
                 static_cast<long long>(near));
 
+    // The key-means cache (ops.h KeyMeansCache): filled by a previous micro-batch of the same
+    // prompt (positions up to pos_first - 1, its own queries), then reused for the blocks that
+    // micro-batch saw whole; the mask must be the one computed from scratch, bit for bit. A
+    // cache with more capacity than needed checks the per-head stride.
+    if (c.kv == DType::F16 || c.kv == DType::F32) {
+        const size_t cap_bytes = cuda::cuda_key_means_bytes(D, c.n_head_kv, n_kb + 3);
+        DeviceTensor means(DType::I8, {static_cast<int64_t>(cap_bytes)});
+        means.poison();
+        KeyMeansCache cache{means.t().data, cap_bytes, 0};
+        if (c.pos_first > 0) {
+            const int64_t tp = std::min<int64_t>(c.pos_first, 300), p0 = c.pos_first - tp;
+            const std::vector<float> qp = test::random_normal(D * c.n_head * tp, 5);
+            std::vector<int32_t> pp(static_cast<size_t>(tp)), sp(static_cast<size_t>(tp), 0);
+            for (int64_t t = 0; t < tp; ++t) pp[t] = static_cast<int32_t>(p0 + t);
+            DeviceTensor qpd2(DType::F32, {D, c.n_head, tp}), ppd(DType::I32, {tp}),
+                spd(DType::I32, {tp});
+            qpd2.upload(qp.data());
+            ppd.upload(pp.data());
+            spd.upload(sp.data());
+            AttentionInputs prev = gin;
+            prev.q =
+                Tensor::view(qpd2.t().data, DType::F32, {D, c.n_head, tp}, Device::DEVICE_CUDA);
+            prev.q_pos = ppd.t();
+            prev.q_seq = spd.t();
+            prev.cell_end = c.cell_begin + c.pos_first;
+            prev.key_means = &cache;
+            const int64_t kb_prev = (c.pos_first + kB - 1) / kB;
+            const int64_t qb_prev = (c.pos_first - 1) / kB - p0 / kB + 1;
+            DeviceTensor mask_prev(DType::I8, {kb_prev, qb_prev, c.n_head});
+            cuda::cuda_attention_block_select(ctx, prev, params, bs, total, mask_prev.t());
+            cache.valid = c.pos_first / kB;
+        }
+        AttentionInputs cached = gin;
+        cached.key_means = &cache;
+        DeviceTensor mask2(DType::I8, {n_kb, n_qb, c.n_head});
+        cuda::cuda_attention_block_select(ctx, cached, params, bs, total, mask2.t());
+        EXPECT_EQ(mask2.download<int8_t>(), mask)
+            << c.name << ": cached means, valid " << cache.valid;
+    }
+
     // Attention under a mask both sides share.
     if (c.random_mask) {
         std::mt19937 rng(9);

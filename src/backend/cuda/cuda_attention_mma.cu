@@ -32,14 +32,6 @@ __device__ __forceinline__ void prefetch_l1(const void* p) {
     asm volatile("prefetch.global.L1 [%0];\n" ::"l"(p));
 }
 
-// 2^x with denormal results flushed to zero: one MUFU.EX2, where exp2f adds a range check and
-// two multiplies around it. P below 2^-126 is zero in F16 anyway.
-__device__ __forceinline__ float exp2_ftz(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
 enum TileClass { TILE_NONE = 0, TILE_ALL = 1, TILE_PARTIAL = 2 };
 
 struct QuerySpan {

@@ -214,6 +214,9 @@ class CudaBackend final : public Backend {
                                 Tensor block_mask) override {
         cuda::cuda_attention_block_select(*ctx_, in, params, bs, n_qblocks_total, block_mask);
     }
+    size_t key_means_bytes(int64_t head_dim, int64_t n_head_kv, int64_t n_kblocks) const override {
+        return cuda::cuda_key_means_bytes(head_dim, n_head_kv, n_kblocks);
+    }
     void argmax(const Tensor& x, Tensor out) override { cuda::cuda_argmax(*ctx_, x, out); }
 
   private:

@@ -56,6 +56,9 @@ void cuda_attention_probe(CudaContext& ctx, const AttentionInputs& in,
                           Tensor probs_max);
 
 // cuda_attention_block.cu (block-sparse selection; block 128 only)
+// The KeyMeansCache layout of cuda_attention_block_select: F16 means [n_head_kv][capacity]
+// [head_dim], capacity = bytes / (n_head_kv * head_dim * 2) key blocks.
+size_t cuda_key_means_bytes(int64_t head_dim, int64_t n_head_kv, int64_t n_kblocks);
 void cuda_attention_block_select(CudaContext& ctx, const AttentionInputs& in,
                                  const AttentionParams& params, const BlockSparseParams& bs,
                                  int64_t n_qblocks_total, Tensor block_mask);
