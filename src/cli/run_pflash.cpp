@@ -48,16 +48,18 @@ void add_pflash_scoring_options(CLI::App& sub, PflashOptions& o) {
                    "Block-sparse: the prompt's last N query blocks attend to every key block")
         ->capture_default_str();
     sub.add_option("--drafter-ubatch", o.drafter_ubatch,
-                   "Tokens per drafter forward chunk (0: 16384 on a GPU, else the target's)")
+                   "Tokens per drafter forward chunk (0: 32768 on a GPU, else the target's)")
         ->capture_default_str();
     sub.add_option("--lookahead-decode", o.lookahead_decode,
                    "Also probe with N tokens the drafter decodes after the prompt (SpecPrefill)")
         ->capture_default_str();
 }
 
+// GPU default: 32768 (H100, 8B target at 128K, BENCHMARKS.md: drafter 0.78-0.79 s against
+// 0.80-0.88 s at 16384 and 0.84-0.86 s at 8192; ~2 GB of drafter activations).
 int32_t drafter_ubatch(const Backend& backend, const PflashOptions& o, int32_t target_ubatch) {
     if (o.drafter_ubatch > 0) return o.drafter_ubatch;
-    return backend.device() == Device::DEVICE_CUDA ? 16384 : target_ubatch;
+    return backend.device() == Device::DEVICE_CUDA ? 32768 : target_ubatch;
 }
 
 Result<spec::PflashParams> pflash_params(const PflashOptions& o) {
