@@ -320,11 +320,16 @@ std::string type_param_name(const ::testing::TestParamInfo<DType>& info) {
 }
 
 // Several weights on one input (q/k/v): the same bits as one matmul per weight, on every path
-// (decode matvecs, the shared bf16 conversion, F32 SGEMM), with mixed types falling back.
+// (decode matvecs, one launch per run of one type, the shared bf16 conversion, F32 SGEMM), with
+// mixed types falling back.
 TEST(CudaMatmulShared, EqualsSeparateProducts) {
     SIFT_REQUIRE_CUDA();
+    // Runs of one type go in one launch (segments), with row counts 64, 97, 130: odd ones
+    // end a segment mid-item.
     const std::vector<std::vector<DType>> type_sets = {{DType::Q4_K, DType::Q4_K, DType::Q6_K},
                                                        {DType::BF16, DType::BF16, DType::BF16},
+                                                       {DType::Q8_0, DType::Q8_0, DType::Q8_0},
+                                                       {DType::F16, DType::F16},
                                                        {DType::F32, DType::BF16},
                                                        {DType::Q8_0, DType::F16}};
     uint64_t seed = 100;
@@ -339,7 +344,7 @@ TEST(CudaMatmulShared, EqualsSeparateProducts) {
             test::DeviceTensor xd(DType::F32, {k, nt});
             xd.upload(test::random_normal(k * nt, seed++).data());
             for (size_t i = 0; i < types.size(); ++i)
-                w.emplace_back(types[i], k, 64 + 32 * static_cast<int64_t>(i), seed++);
+                w.emplace_back(types[i], k, 64 + 33 * static_cast<int64_t>(i), seed++);
             for (size_t i = 0; i < types.size(); ++i) {
                 const int64_t n = w[i].rows;
                 wd.push_back(std::make_unique<test::DeviceTensor>(

@@ -24,6 +24,13 @@
 
 namespace sift::cuda {
 
+// Member i < 3 of a kernel-parameter array without dynamic indexing (which would copy the
+// array to local memory): the MatvecSegments (cuda_matmul.cuh) of grid row blockIdx.y.
+template <typename T>
+__device__ __forceinline__ T pick3(const T (&a)[3], unsigned i) {
+    return i == 0 ? a[0] : (i == 1 ? a[1] : a[2]);
+}
+
 // The alignment (bytes) a row of `type` must have for the device loads of this file.
 inline int64_t quant_row_alignment(DType type) {
     switch (type) {

@@ -327,6 +327,15 @@ void cuda_matmul_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tens
         return;
     }
     if (!gemm) {
+        // Float matvecs of one type and layout: one launch for all of them.
+        bool f32_shared = n >= 2 && n <= static_cast<size_t>(kMatvecSegments);
+        for (size_t i = 0; i < n && f32_shared; ++i) {
+            f32_shared = check_matmul(ws[i], x, outs[i]) &&
+                         matmul_select(ws[i], x.ne[1]) == MatmulPath::MATMUL_MATVEC_F32 &&
+                         ws[i].type == ws[0].type && ws[i].ne[0] == ws[0].ne[0] &&
+                         ws[i].nb[1] == ws[0].nb[1];
+        }
+        if (f32_shared) return cuda_matvec_f32_shared(ctx, ws, n, x, outs);
         for (size_t i = 0; i < n; ++i) cuda_matmul(ctx, ws[i], x, outs[i]);
         return;
     }

@@ -34,6 +34,22 @@ void cuda_matvec_gated_f32(CudaContext& ctx, const Tensor& w_gate, const Tensor&
 void cuda_matvec_q8_gated(CudaContext& ctx, const Tensor& w_gate, const Tensor& w_up,
                           const Tensor& x, bool gelu, Tensor out);
 
+// Several weights of one type, k and row stride in one matvec launch (matmul_shared: q/k/v):
+// grid row blockIdx.y = i computes matrix i (n[i] rows, output out[i] with column stride
+// out_stride[i] floats); grid.x covers the largest. count 0: the launch's own single matrix.
+inline constexpr int kMatvecSegments = 3;
+struct MatvecSegments {
+    int count = 0;
+    const uint8_t* w[kMatvecSegments] = {};
+    float* out[kMatvecSegments] = {};
+    int64_t out_stride[kMatvecSegments] = {};
+    int64_t n[kMatvecSegments] = {};
+};
+// outs[i] = ws[i] x on the float matvec kernel in one launch: 2..kMatvecSegments weights of one
+// type, shape and row stride, T <= kMatvecMaxCols.
+void cuda_matvec_f32_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
+                            Tensor* outs);
+
 // W [k, n] of any computable type -> dst bf16 row-major [n][k] (n * k elements), exact
 // dequantization rounded once to bf16. The first step of the GEMM path; public for the bench.
 void cuda_dequantize_bf16(CudaContext& ctx, const Tensor& w, void* dst);

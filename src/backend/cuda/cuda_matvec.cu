@@ -18,6 +18,7 @@
 // few DRAM round trips in turn); the next step is staging rows through shared memory with
 // cp.async/TMA in 16-byte pieces and persistent CTAs. An L2 prefetch of each warp's rows at its
 // start was tried and lost 5-30%.
+#include <algorithm>
 #include <cstdint>
 
 #include "backend/cuda/cuda_dequant.cuh"
@@ -105,11 +106,18 @@ template <DType TYPE, int NT>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     matvec_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int64_t n, int64_t k,
                   const float* __restrict__ x, int64_t x_stride, float* __restrict__ out,
-                  int64_t out_stride, int nt, bool x_vec, bool w_vec, Gated gated) {
+                  int64_t out_stride, int nt, bool x_vec, bool w_vec, Gated gated,
+                  MatvecSegments segs) {
     pdl_prologue();
     const int lane = threadIdx.x & 31;
     // Gated: the warp's two rows are row0 of w (gate) and of gated.w2 (up).
     const int64_t warp_id = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+    if (segs.count > 0) {  // several matrices: grid row blockIdx.y's
+        w = pick3(segs.w, blockIdx.y);
+        out = pick3(segs.out, blockIdx.y);
+        out_stride = pick3(segs.out_stride, blockIdx.y);
+        n = pick3(segs.n, blockIdx.y);
+    }
     const int64_t row0 = gated.w2 != nullptr ? warp_id : warp_id * kRowsPerWarp;
     if (row0 >= n) return;
     const int n_rows = n - row0 < kRowsPerWarp ? static_cast<int>(n - row0) : kRowsPerWarp;
@@ -169,16 +177,20 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 }
 
 template <DType TYPE>
-void launch_matvec(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out,
-                   Gated gated = {}) {
+void launch_matvec(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor out, Gated gated = {},
+                   MatvecSegments segs = {}) {
     const int64_t k = w.ne[0], n = w.ne[1];
     const int nt = static_cast<int>(x.ne[1]);
     const bool x_vec =
         k % 8 == 0 && x.nb[1] % 16 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
-    const bool w_vec =
-        k % 8 == 0 && w.nb[1] % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
-    const unsigned grid =
-        grid_1d(n, gated.w2 != nullptr ? kWarpsPerBlock : kWarpsPerBlock * kRowsPerWarp);
+    bool w_vec = k % 8 == 0 && w.nb[1] % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
+    for (int i = 0; i < segs.count; ++i)
+        w_vec = w_vec && reinterpret_cast<uintptr_t>(segs.w[i]) % 16 == 0;
+    int64_t rows = n;  // segments: the largest matrix sets grid.x
+    for (int i = 0; i < segs.count; ++i) rows = std::max(rows, segs.n[i]);
+    const dim3 grid(
+        grid_1d(rows, gated.w2 != nullptr ? kWarpsPerBlock : kWarpsPerBlock * kRowsPerWarp),
+        std::max(1, segs.count));
     const auto* wp = static_cast<const uint8_t*>(w.data);
     const float* xp = x.ptr<const float>();
     float* op = out.ptr<float>();
@@ -186,17 +198,17 @@ void launch_matvec(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor ou
     // Compiled column counts 1, 2, 4, 8: T = 3 runs the 4-column kernel with one column masked.
     const int threads = kWarpsPerBlock * 32;
     if (nt == 1) {
-        launch_pdl(ctx, &matvec_kernel<TYPE, 1>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
-                   xp, xs, op, os, nt, x_vec, w_vec, gated);
+        launch_pdl(ctx, &matvec_kernel<TYPE, 1>, grid, dim3(threads), 0, wp, w.nb[1], n, k, xp, xs,
+                   op, os, nt, x_vec, w_vec, gated, segs);
     } else if (nt == 2) {
-        launch_pdl(ctx, &matvec_kernel<TYPE, 2>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
-                   xp, xs, op, os, nt, x_vec, w_vec, gated);
+        launch_pdl(ctx, &matvec_kernel<TYPE, 2>, grid, dim3(threads), 0, wp, w.nb[1], n, k, xp, xs,
+                   op, os, nt, x_vec, w_vec, gated, segs);
     } else if (nt <= 4) {
-        launch_pdl(ctx, &matvec_kernel<TYPE, 4>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
-                   xp, xs, op, os, nt, x_vec, w_vec, gated);
+        launch_pdl(ctx, &matvec_kernel<TYPE, 4>, grid, dim3(threads), 0, wp, w.nb[1], n, k, xp, xs,
+                   op, os, nt, x_vec, w_vec, gated, segs);
     } else {
-        launch_pdl(ctx, &matvec_kernel<TYPE, 8>, dim3(grid), dim3(threads), 0, wp, w.nb[1], n, k,
-                   xp, xs, op, os, nt, x_vec, w_vec, gated);
+        launch_pdl(ctx, &matvec_kernel<TYPE, 8>, grid, dim3(threads), 0, wp, w.nb[1], n, k, xp, xs,
+                   op, os, nt, x_vec, w_vec, gated, segs);
     }
     SIFT_CUDA_LAUNCH_CHECK();
 }
@@ -209,6 +221,28 @@ void cuda_matvec_f32(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor 
     const bool ok = dispatch_weight_type(
         w.type, [&](auto tag) { launch_matvec<decltype(tag)::value>(ctx, w, x, out); });
     SIFT_CHECK(ok, "matmul: no CUDA kernel for {}", dtype_name(w.type));
+}
+
+void cuda_matvec_f32_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
+                            Tensor* outs) {
+    SIFT_CHECK(n >= 2 && n <= static_cast<size_t>(kMatvecSegments), "matvec: {} weights", n);
+    SIFT_CHECK(x.ne[1] >= 1 && x.ne[1] <= kMatvecMaxCols, "matvec: {} columns", x.ne[1]);
+    MatvecSegments segs;
+    segs.count = static_cast<int>(n);
+    for (size_t i = 0; i < n; ++i) {
+        SIFT_CHECK(
+            ws[i].type == ws[0].type && ws[i].ne[0] == ws[0].ne[0] && ws[i].nb[1] == ws[0].nb[1],
+            "matvec: shared weights differ in type, k or row stride");
+        check_weight_alignment(ws[i], "matmul");
+        segs.w[i] = static_cast<const uint8_t*>(ws[i].data);
+        segs.out[i] = outs[i].ptr<float>();
+        segs.out_stride[i] = outs[i].nb[1] / 4;
+        segs.n[i] = ws[i].ne[1];
+    }
+    const bool ok = dispatch_weight_type(ws[0].type, [&](auto tag) {
+        launch_matvec<decltype(tag)::value>(ctx, ws[0], x, outs[0], Gated{}, segs);
+    });
+    SIFT_CHECK(ok, "matmul: no CUDA kernel for {}", dtype_name(ws[0].type));
 }
 
 void cuda_matvec_gated_f32(CudaContext& ctx, const Tensor& w_gate, const Tensor& w_up,

@@ -474,12 +474,19 @@ using Gated = MatvecGated;
 template <typename Ops, int NT, int R, int U>
 __global__ void __launch_bounds__(kThreads)
     matvec_q8_rows_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int n, int k, Q8Acts xa,
-                          float* __restrict__ out, int64_t out_stride, int nt, Gated gated) {
+                          float* __restrict__ out, int64_t out_stride, int nt, Gated gated,
+                          MatvecSegments segs) {
     pdl_launch_dependents();
     using Unit = typename Ops::Unit;
     const int lane = threadIdx.x & 31;
     const bool gate_up = gated.w2 != nullptr;
     const int rows_out = gate_up ? R / 2 : R;  // output rows per warp
+    if (segs.count > 0) {                      // several matrices: grid row blockIdx.y's
+        w = pick3(segs.w, blockIdx.y);
+        out = pick3(segs.out, blockIdx.y);
+        out_stride = pick3(segs.out_stride, blockIdx.y);
+        n = static_cast<int>(pick3(segs.n, blockIdx.y));
+    }
     const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_out;
     if (row0 >= n) {  // every block waits: the grid completes only after the one before it
         pdl_wait();
@@ -574,14 +581,17 @@ void launch_persistent(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out,
 
 template <typename Ops, int NT, int R, int U>
 void launch_rows(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out, int64_t out_stride,
-                 int nt, Gated gated = {}) {
+                 int nt, Gated gated = {}, MatvecSegments segs = {}) {
     const int k = static_cast<int>(w.ne[0]), n = static_cast<int>(w.ne[1]);
     const int rows_out = gated.w2 != nullptr ? R / 2 : R;
-    const int64_t items = (n + rows_out - 1) / rows_out;
+    int64_t rows = n;  // segments: the largest matrix sets grid.x
+    for (int i = 0; i < segs.count; ++i) rows = std::max(rows, segs.n[i]);
+    const int64_t items = (rows + rows_out - 1) / rows_out;
     launch_pdl(ctx, &matvec_q8_rows_kernel<Ops, NT, R, U>,
-               dim3(static_cast<unsigned>((items + kRowWarps - 1) / kRowWarps)),
+               dim3(static_cast<unsigned>((items + kRowWarps - 1) / kRowWarps),
+                    static_cast<unsigned>(std::max(1, segs.count))),
                dim3(kRowWarps * 32), 0, static_cast<const uint8_t*>(w.data), w.nb[1], n, k, xa, out,
-               out_stride, nt, gated);
+               out_stride, nt, gated, segs);
 }
 
 // The kernel and its rows x units per warp, per type and column count, from
@@ -597,38 +607,46 @@ void launch_rows(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out, int64
 // - T = 5-8: 4 rows x 1 unit (Q6_K 4096x12288 47.0 vs 57.4, 12288x4096 51.1 vs 71.0; Q8_0 36.1
 //   vs 57.3 and 49.6 vs 68.8), except Q4_K/Q5_K, which stay on the persistent kernel (Q4_K 34.5
 //   vs 36.3 for 4 x 1, 38.4 vs 39.1). 2 x 2 lost at k = 12288 (6 batches per row, no overlap).
+// Q4_K/Q5_K at T = 5-8 run the persistent kernel (measured, above).
+template <typename Ops>
+constexpr bool persistent_at_8() {
+    return std::is_same_v<Ops, Q4KOps> || std::is_same_v<Ops, Q5KOps>;
+}
+
+// segs: several weights in one launch (the rows kernel only; the persistent kernel's callers
+// launch them one by one, see cuda_matvec_q8_shared).
 template <typename Ops, int NT>
-void launch_q8(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out, int64_t out_stride,
-               int nt) {
+void launch_q8(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out, int64_t out_stride, int nt,
+               const MatvecSegments& segs = {}) {
     constexpr bool kKQuant = Ops::kBlockBytes >= 144;  // Q4_K, Q5_K, Q6_K: 8 units per block
-    constexpr bool kWideFields = std::is_same_v<Ops, Q4KOps> || std::is_same_v<Ops, Q5KOps>;
     if constexpr (NT == 1) {
         if constexpr (kKQuant) {
-            launch_rows<Ops, NT, 2, 2>(ctx, w, xa, out, out_stride, nt);
+            launch_rows<Ops, NT, 2, 2>(ctx, w, xa, out, out_stride, nt, {}, segs);
         } else {
-            launch_rows<Ops, NT, 1, 4>(ctx, w, xa, out, out_stride, nt);
+            launch_rows<Ops, NT, 1, 4>(ctx, w, xa, out, out_stride, nt, {}, segs);
         }
     } else if constexpr (NT < kMatvecMaxCols) {
-        launch_rows<Ops, NT, 2, 2>(ctx, w, xa, out, out_stride, nt);
-    } else if constexpr (kWideFields) {
+        launch_rows<Ops, NT, 2, 2>(ctx, w, xa, out, out_stride, nt, {}, segs);
+    } else if constexpr (persistent_at_8<Ops>()) {
+        SIFT_CHECK(segs.count == 0, "matvec_q8: segments on the persistent kernel");
         launch_persistent<Ops, NT>(ctx, w, xa, out, out_stride, nt);
     } else {
-        launch_rows<Ops, NT, 4, 1>(ctx, w, xa, out, out_stride, nt);
+        launch_rows<Ops, NT, 4, 1>(ctx, w, xa, out, out_stride, nt, {}, segs);
     }
 }
 
 template <typename Ops>
 void launch_q8_cols(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out, int64_t out_stride,
-                    int nt) {
+                    int nt, const MatvecSegments& segs = {}) {
     // Compiled column counts 1, 2, 4, 8: T = 3 runs the 4-column kernel with one column masked.
     if (nt == 1) {
-        launch_q8<Ops, 1>(ctx, w, xa, out, out_stride, nt);
+        launch_q8<Ops, 1>(ctx, w, xa, out, out_stride, nt, segs);
     } else if (nt == 2) {
-        launch_q8<Ops, 2>(ctx, w, xa, out, out_stride, nt);
+        launch_q8<Ops, 2>(ctx, w, xa, out, out_stride, nt, segs);
     } else if (nt <= 4) {
-        launch_q8<Ops, 4>(ctx, w, xa, out, out_stride, nt);
+        launch_q8<Ops, 4>(ctx, w, xa, out, out_stride, nt, segs);
     } else {
-        launch_q8<Ops, 8>(ctx, w, xa, out, out_stride, nt);
+        launch_q8<Ops, 8>(ctx, w, xa, out, out_stride, nt, segs);
     }
 }
 
@@ -671,25 +689,26 @@ Q8Acts quantize_acts(CudaContext& ctx, const Tensor& x) {
 }
 
 // w must be matvec_q8_supported (cuda_matvec_q8_shared checks every weight before quantizing).
-void matvec_q8_acts(CudaContext& ctx, const Tensor& w, const Q8Acts& xa, int nt, Tensor out) {
+void matvec_q8_acts(CudaContext& ctx, const Tensor& w, const Q8Acts& xa, int nt, Tensor out,
+                    const MatvecSegments& segs = {}) {
     check_weight_alignment(w, "matmul");
     float* op = out.ptr<float>();
     const int64_t os = out.nb[1] / 4;
     switch (w.type) {
         case DType::Q4_K:
-            launch_q8_cols<Q4KOps>(ctx, w, xa, op, os, nt);
+            launch_q8_cols<Q4KOps>(ctx, w, xa, op, os, nt, segs);
             break;
         case DType::Q5_K:
-            launch_q8_cols<Q5KOps>(ctx, w, xa, op, os, nt);
+            launch_q8_cols<Q5KOps>(ctx, w, xa, op, os, nt, segs);
             break;
         case DType::Q6_K:
-            launch_q8_cols<Q6KOps>(ctx, w, xa, op, os, nt);
+            launch_q8_cols<Q6KOps>(ctx, w, xa, op, os, nt, segs);
             break;
         case DType::Q8_0:
-            launch_q8_cols<Q80Ops>(ctx, w, xa, op, os, nt);
+            launch_q8_cols<Q80Ops>(ctx, w, xa, op, os, nt, segs);
             break;
         default:
-            launch_q8_cols<Q40Ops>(ctx, w, xa, op, os, nt);
+            launch_q8_cols<Q40Ops>(ctx, w, xa, op, os, nt, segs);
             break;
     }
 }
@@ -745,8 +764,31 @@ void cuda_matvec_q8_shared(CudaContext& ctx, const Tensor* ws, size_t n, const T
         SIFT_CHECK(matvec_q8_supported(ws[i]), "matvec_q8: {} rows unsupported",
                    dtype_name(ws[i].type));
     const Q8Acts xa = quantize_acts(ctx, x);
-    for (size_t i = 0; i < n; ++i)
-        matvec_q8_acts(ctx, ws[i], xa, static_cast<int>(x.ne[1]), outs[i]);
+    const int nt = static_cast<int>(x.ne[1]);
+    // Runs of consecutive weights of one type and layout go in one launch (q/k/v: one launch, or
+    // two where v has more bits); the persistent kernel (Q4_K/Q5_K at T > 4) takes one each.
+    const bool persistent = nt > 4;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        const bool can_join =
+            !(persistent && (ws[i].type == DType::Q4_K || ws[i].type == DType::Q5_K));
+        while (can_join && j < n && j - i < static_cast<size_t>(kMatvecSegments) &&
+               ws[j].type == ws[i].type && ws[j].ne[0] == ws[i].ne[0] && ws[j].nb[1] == ws[i].nb[1])
+            ++j;
+        MatvecSegments segs;
+        if (j - i > 1) {
+            segs.count = static_cast<int>(j - i);
+            for (size_t s = i; s < j; ++s) {
+                check_weight_alignment(ws[s], "matmul");
+                segs.w[s - i] = static_cast<const uint8_t*>(ws[s].data);
+                segs.out[s - i] = outs[s].ptr<float>();
+                segs.out_stride[s - i] = outs[s].nb[1] / 4;
+                segs.n[s - i] = ws[s].ne[1];
+            }
+        }
+        matvec_q8_acts(ctx, ws[i], xa, nt, outs[i], segs);
+        i = j;
+    }
 }
 
 }  // namespace sift::cuda
