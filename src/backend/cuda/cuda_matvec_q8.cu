@@ -689,28 +689,30 @@ Q8Acts quantize_acts(CudaContext& ctx, const Tensor& x) {
 }
 
 // w must be matvec_q8_supported (cuda_matvec_q8_shared checks every weight before quantizing).
+// f(Ops{}) with the decoder of a matvec_q8_supported type.
+template <typename F>
+void dispatch_q8_ops(DType type, F&& f) {
+    switch (type) {
+        case DType::Q4_K:
+            return f(Q4KOps{});
+        case DType::Q5_K:
+            return f(Q5KOps{});
+        case DType::Q6_K:
+            return f(Q6KOps{});
+        case DType::Q8_0:
+            return f(Q80Ops{});
+        default:
+            return f(Q40Ops{});
+    }
+}
+
 void matvec_q8_acts(CudaContext& ctx, const Tensor& w, const Q8Acts& xa, int nt, Tensor out,
                     const MatvecSegments& segs = {}) {
     check_weight_alignment(w, "matmul");
     float* op = out.ptr<float>();
     const int64_t os = out.nb[1] / 4;
-    switch (w.type) {
-        case DType::Q4_K:
-            launch_q8_cols<Q4KOps>(ctx, w, xa, op, os, nt, segs);
-            break;
-        case DType::Q5_K:
-            launch_q8_cols<Q5KOps>(ctx, w, xa, op, os, nt, segs);
-            break;
-        case DType::Q6_K:
-            launch_q8_cols<Q6KOps>(ctx, w, xa, op, os, nt, segs);
-            break;
-        case DType::Q8_0:
-            launch_q8_cols<Q80Ops>(ctx, w, xa, op, os, nt, segs);
-            break;
-        default:
-            launch_q8_cols<Q40Ops>(ctx, w, xa, op, os, nt, segs);
-            break;
-    }
+    dispatch_q8_ops(w.type,
+                    [&](auto ops) { launch_q8_cols<decltype(ops)>(ctx, w, xa, op, os, nt, segs); });
 }
 
 }  // namespace
@@ -733,7 +735,7 @@ void cuda_matvec_q8_gated(CudaContext& ctx, const Tensor& w_gate, const Tensor& 
     float* op = out.ptr<float>();
     const int64_t os = out.nb[1] / 4;
     // One gate and one up row per warp, 2 units of loads each (the K-quants' 2 x 2 at T = 1-4).
-    auto launch = [&](auto ops) {
+    dispatch_q8_ops(w_gate.type, [&](auto ops) {
         using Ops = decltype(ops);
         if (nt == 1) {
             launch_rows<Ops, 1, 2, 2>(ctx, w_gate, xa, op, os, nt, gated);
@@ -742,19 +744,7 @@ void cuda_matvec_q8_gated(CudaContext& ctx, const Tensor& w_gate, const Tensor& 
         } else {
             launch_rows<Ops, 4, 2, 2>(ctx, w_gate, xa, op, os, nt, gated);
         }
-    };
-    switch (w_gate.type) {
-        case DType::Q4_K:
-            return launch(Q4KOps{});
-        case DType::Q5_K:
-            return launch(Q5KOps{});
-        case DType::Q6_K:
-            return launch(Q6KOps{});
-        case DType::Q8_0:
-            return launch(Q80Ops{});
-        default:
-            return launch(Q40Ops{});
-    }
+    });
 }
 
 void cuda_matvec_q8_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
