@@ -77,3 +77,26 @@ if [[ $STAGES == *gemmncu* ]]; then
   grep -E "^  [a-zA-Z_].*\(|gpu__time_duration" "$OUT/gemm_ncu.log" | paste - - | \
     sed -E 's/ +/ /g' | cut -c1-220 | head -${NCU_COUNT:-40}
 fi
+if [[ $STAGES == *decodencu* ]]; then
+  # Every kernel of a few decode steps (graph nodes one by one, serialized, caches and clocks
+  # left alone), summed per kernel name: where a token's time goes beyond its bytes.
+  for m in ${DECODE_MODELS:-q8b q06}; do
+    ncu --clock-control none --cache-control none --graph-profiling node --csv \
+      --metrics gpu__time_duration.sum,dram__bytes_read.sum "$B/sift" run -m $M/$m.gguf \
+      -p "Tell me a story about a cat" -n ${DECODE_STEPS:-4} --temp 0 >"$OUT/decode_ncu_$m.csv" 2>"$OUT/decode_ncu_$m.err"
+    python3 scripts/ncu_summary.py "$OUT/decode_ncu_$m.csv" ${DECODE_STEPS:-4} | tee "$OUT/decode_ncu_$m.txt"
+  done
+fi
+if [[ $STAGES == *matvecncu* ]]; then
+  # Where the decode matvecs stall: ncu's detail sections for one launch of each
+  # bench_cuda_matmul_bench case named in MATVEC_CASES (regex on the benchmark name).
+  for c in ${MATVEC_CASES:-"Q6_K/ffn_down_12288x4096/T=1$" "Q4_K/ffn_up_4096x12288/T=1$"}; do
+    f=$(echo "$c" | tr -c 'A-Za-z0-9_\n' '_')
+    ncu --clock-control none --launch-skip 3 --launch-count 1 -k regex:matvec \
+      --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
+      --section SchedulerStats --section Occupancy --section LaunchStats --section InstructionStats \
+      "$B/bench_cuda_matmul_bench" --benchmark_filter="Matvec/$c" --benchmark_min_time=0.01 \
+      >"$OUT/matvec_ncu_$f.txt" 2>&1
+    grep -E "Duration|Throughput|Issue Slots|Warp Cycles|Stall|Achieved Occupancy|Registers|No Eligible|Eligible Warps|Executed Ipc|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth" "$OUT/matvec_ncu_$f.txt" | head -40
+  done
+fi

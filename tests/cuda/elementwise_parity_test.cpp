@@ -13,7 +13,9 @@
 //   argmax: exact, with ties resolved to the lowest index.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 #include "backend/cuda/cuda_ops.h"
@@ -287,20 +289,37 @@ TEST(ElementwiseParity, SetRows) {
 
 TEST(ElementwiseParity, Argmax) {
     SIFT_REQUIRE_CUDA();
-    const Shape shapes[] = {{1, 1}, {37, 7}, {32000, 3}, {151936, 2}, {4097, 37}};
+    // Rows of one block and of many (the last block merging the others' pairs), and more rows
+    // than SMs (one block each).
+    const Shape shapes[] = {{1, 1},     {37, 7},     {32000, 3}, {151936, 2},
+                            {4097, 37}, {100003, 5}, {2048, 300}};
     for (const Shape& s : shapes) {
         SCOPED_TRACE(::testing::Message() << "n=" << s.n << " rows=" << s.rows);
         Pair x(s.n, s.rows, 50);
         // Coarse values: many ties, so the lowest-index rule is exercised.
         for (float& v : x.host) v = std::round(v * 2.0f) / 2.0f;
+        // Special rows (where there are enough): NaN first (the CPU's loop then answers 0), NaNs
+        // and -inf only (the first -inf), all NaN, and a maximum in the last value.
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        const float inf = std::numeric_limits<float>::infinity();
+        auto row = [&](int64_t r) { return x.host.data() + r * s.n; };
+        if (s.rows >= 5 && s.n >= 4) {
+            row(0)[0] = nan;
+            for (int64_t j = 0; j < s.n; ++j) row(1)[j] = j % 3 == 0 ? nan : -inf;
+            for (int64_t j = 0; j < s.n; ++j) row(2)[j] = nan;
+            row(3)[s.n - 1] = 1e30f;
+            for (int64_t j = 0; j < s.n; ++j) row(4)[j] = j < s.n / 2 ? nan : row(4)[j];
+        }
         x.dev->upload(x.host.data());
         std::vector<int32_t> ref(s.rows);
         test::cpu_reference().argmax(x.cpu, Tensor::view(ref.data(), DType::I32, {s.rows}));
         DeviceTensor out(DType::I32, {s.rows});
-        out.poison();
-        cuda::cuda_argmax(ctx, x.gpu(), out.t());
-        sync(ctx);
-        EXPECT_EQ(out.download<int32_t>(), ref);
+        for (int rep = 0; rep < 2; ++rep) {  // the second call finds its counters reset
+            out.poison();
+            cuda::cuda_argmax(ctx, x.gpu(), out.t());
+            sync(ctx);
+            EXPECT_EQ(out.download<int32_t>(), ref) << "call " << rep;
+        }
     }
 }
 

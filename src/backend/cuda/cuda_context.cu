@@ -67,6 +67,9 @@ Result<CudaContext*> cuda_context_create(int device) {
     const size_t workspace_bytes = size_t{32} << 20;
     SIFT_CUDA_CHECK(cudaMalloc(&ctx->cublas_workspace, workspace_bytes));
     SIFT_CUBLAS_CHECK(cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace, workspace_bytes));
+    SIFT_CUDA_CHECK(cudaMalloc(&ctx->tickets, CudaContext::kTickets * sizeof(uint32_t)));
+    SIFT_CUDA_CHECK(cudaMemset(ctx->tickets, 0, CudaContext::kTickets * sizeof(uint32_t)));
+    SIFT_CUDA_CHECK(cudaMalloc(&ctx->partials, CudaContext::kPartialBytes));
     return ctx;
 }
 
@@ -75,6 +78,8 @@ void cuda_context_destroy(CudaContext* ctx) {
     cudaStreamSynchronize(ctx->stream);
     cublasDestroy(ctx->cublas);
     cudaFree(ctx->cublas_workspace);
+    cudaFree(ctx->tickets);
+    cudaFree(ctx->partials);
     for (void* p : ctx->epoch.retired) cudaFree(p);
     cudaStreamDestroy(ctx->stream);
     delete ctx;

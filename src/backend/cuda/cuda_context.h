@@ -81,6 +81,14 @@ struct CudaContext {
     // (cuda_kv_quant.cu); separate from a/b, which the attention ops use at the same time.
     Scratch scratch_kv_k{&epoch};
     Scratch scratch_kv_v{&epoch};
+    // For kernels whose last block to finish combines the other blocks' partial results (one
+    // launch instead of a kernel and a combine pass): zeroed counters, one per combined output,
+    // that such a kernel leaves zero again, and a fixed buffer for small partial results. Both
+    // are allocated with the context and never move, so captured graphs may use them.
+    static constexpr int kTickets = 16384;
+    static constexpr size_t kPartialBytes = size_t{1} << 20;
+    uint32_t* tickets = nullptr;
+    void* partials = nullptr;
 };
 
 // Creates the context on a device: errors (no driver, no device, compute capability below 8.0)

@@ -18,13 +18,16 @@
 namespace sift::cuda {
 namespace {
 
-// One block per row: s = a + b stored to sum, the row's sum of squares, then out = (s * inv) * w
-// from the stored sum (each thread re-reads only what it wrote). kVec: float4 access.
+// One block per row: s = a + b stored to sum, the row's sum of squares, then out = (s * inv) * w.
+// kVec: float4 access, and rows of up to 4 kNormRegs values per thread stay in registers (w, a
+// weight that no kernel writes, is read before the PDL wait; nothing is re-read from memory);
+// longer rows re-read the stored sum (each thread only what it wrote).
+constexpr int kNormRegs = 4;
+
 template <bool kVec, typename OutT>
 __global__ void add_rms_norm_kernel(const void* a, RowLayout la, const void* b, RowLayout lb,
                                     const float* w, float eps, void* sum, RowLayout ls, void* out,
                                     RowLayout lo, int64_t n) {
-    pdl_prologue();
     __shared__ float shared[32];
     const int64_t row = blockIdx.x;
     const float* pa = at<float>(a, row_offset(la, row));
@@ -32,6 +35,40 @@ __global__ void add_rms_norm_kernel(const void* a, RowLayout la, const void* b, 
     float* ps = at<float>(sum, row_offset(ls, row));
     OutT* po = at<OutT>(out, row_offset(lo, row));
     float ss = 0;
+    if constexpr (kVec) {
+        if (n <= int64_t{4} * kNormRegs * blockDim.x) {
+            float4 g[kNormRegs], v[kNormRegs];
+#pragma unroll
+            for (int i = 0; i < kNormRegs; ++i) {
+                const int64_t j = (threadIdx.x + i * blockDim.x) * int64_t{4};
+                if (j < n && w != nullptr) g[i] = *reinterpret_cast<const float4*>(w + j);
+            }
+            pdl_prologue();
+#pragma unroll
+            for (int i = 0; i < kNormRegs; ++i) {
+                const int64_t j = (threadIdx.x + i * blockDim.x) * int64_t{4};
+                if (j >= n) break;
+                const float4 x = *reinterpret_cast<const float4*>(pa + j);
+                const float4 y = *reinterpret_cast<const float4*>(pb + j);
+                v[i] = make_float4(x.x + y.x, x.y + y.y, x.z + y.z, x.w + y.w);
+                *reinterpret_cast<float4*>(ps + j) = v[i];
+                ss += v[i].x * v[i].x + v[i].y * v[i].y + v[i].z * v[i].z + v[i].w * v[i].w;
+            }
+            ss = block_sum(ss, shared);
+            const auto inv = static_cast<float>(1.0 / sqrt(static_cast<double>(ss) / n + eps));
+#pragma unroll
+            for (int i = 0; i < kNormRegs; ++i) {
+                const int64_t j = (threadIdx.x + i * blockDim.x) * int64_t{4};
+                if (j >= n) break;
+                float4 o = v[i];
+                o.x *= inv, o.y *= inv, o.z *= inv, o.w *= inv;
+                if (w != nullptr) o.x *= g[i].x, o.y *= g[i].y, o.z *= g[i].z, o.w *= g[i].w;
+                store4(po + j, o);
+            }
+            return;
+        }
+    }
+    pdl_prologue();
     if constexpr (kVec) {
         for (int64_t j = threadIdx.x * 4; j < n; j += blockDim.x * 4) {
             const float4 x = *reinterpret_cast<const float4*>(pa + j);
@@ -153,6 +190,16 @@ struct PrepArgs {
     const float* factors;
 };
 
+// The row of head h of token t that the prep kernel reads (q, k or v).
+__device__ __forceinline__ const float* prep_head_row(const PrepArgs& a, int h, int64_t t) {
+    if (h < a.n_head) return at<float>(a.q, h * a.q_nb1 + t * a.q_nb2);
+    if (h < a.n_head + a.n_head_kv) return at<float>(a.k, (h - a.n_head) * a.k_nb1 + t * a.k_nb2);
+    return at<float>(a.v, (h - a.n_head - a.n_head_kv) * a.v_nb1 + t * a.v_nb2);
+}
+
+// Grid (tokens, blocks per token): the warps of a token's blocks share its heads, one head per
+// warp at a time (decode: a block per 8 heads, so no warp walks several heads one L2 round trip
+// after another; prompts: one block per token, the cos/sin computed once per token).
 template <typename KT, typename VT>
 __global__ void __launch_bounds__(kRopeWarps * 32) attention_prep_kernel(PrepArgs a) {
     pdl_prologue();
@@ -161,25 +208,31 @@ __global__ void __launch_bounds__(kRopeWarps * 32) attention_prep_kernel(PrepArg
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     float* row = smem + a.n_rot + warp * a.head_dim;
     const int64_t t = blockIdx.x;
+    const int n_heads = a.n_head + 2 * a.n_head_kv;
+    const int h_first = blockIdx.y * kRopeWarps + warp, h_step = gridDim.y * kRopeWarps;
+    // The warp's first head row into L1 while the angles' double-precision math runs.
+    if (h_first < n_heads && lane * 32 < a.head_dim) {
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(prep_head_row(a, h_first, t) + lane * 32));
+    }
     const int32_t cell = *at<int32_t>(a.cells, t * a.cells_nb);
     const bool store = cell >= 0 && cell < a.n_cells;  // out-of-range cells skipped, as set_rows
     rope_angles(cs, *at<int32_t>(a.pos, t * a.pos_nb), a.n_rot, a.freq_base, a.freq_scale,
                 a.factors);
     __syncthreads();
-    for (int h = warp; h < a.n_head + 2 * a.n_head_kv; h += kRopeWarps) {
+    for (int h = h_first; h < n_heads; h += h_step) {
         if (h < a.n_head) {
-            float* q = at<float>(a.q, h * a.q_nb1 + t * a.q_nb2);
+            float* q = const_cast<float*>(prep_head_row(a, h, t));
             norm_rope_head(q, a.wq, a.norm, a.eps, a.head_dim, a.n_rot, a.neox, cs, row, lane, q,
                            static_cast<float*>(nullptr));
         } else if (h < a.n_head + a.n_head_kv) {
             const int g = h - a.n_head;
-            float* k = at<float>(a.k, g * a.k_nb1 + t * a.k_nb2);
+            float* k = const_cast<float*>(prep_head_row(a, h, t));
             KT* ck = store ? at<KT>(a.cache_k, cell * a.ck_nb1) + g * a.head_dim : nullptr;
             norm_rope_head(k, a.wk, a.norm, a.eps, a.head_dim, a.n_rot, a.neox, cs, row, lane, k,
                            ck);
         } else if (store) {
             const int g = h - a.n_head - a.n_head_kv;
-            const float* v = at<float>(a.v, g * a.v_nb1 + t * a.v_nb2);
+            const float* v = prep_head_row(a, h, t);
             VT* cv = at<VT>(a.cache_v, cell * a.cv_nb1) + g * a.head_dim;
             for (int j = lane; j < a.head_dim; j += 32) store_as(cv + j, v[j]);
         }
@@ -331,7 +384,11 @@ bool cuda_attention_prep(CudaContext& ctx, Tensor q, Tensor k, const Tensor& v, 
     a.freq_scale = p.freq_scale;
     a.factors = p.freq_factors != nullptr ? p.freq_factors->ptr<const float>() : nullptr;
     const size_t smem = (static_cast<size_t>(p.n_rot) + kRopeWarps * head_dim) * sizeof(float);
-    const dim3 grid(static_cast<unsigned>(n_tokens)), block(kRopeWarps * 32);
+    // Few tokens (decode, verify): a block per kRopeWarps heads, so the GPU's SMs share them.
+    const int64_t n_heads = n_head + 2 * n_head_kv;
+    const int64_t per_token = n_tokens < ctx.sm_count ? (n_heads + kRopeWarps - 1) / kRopeWarps : 1;
+    const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(per_token)),
+        block(kRopeWarps * 32);
     const bool k16 = cache_k.type == DType::F16, v16 = cache_v.type == DType::F16;
     if (k16 && v16) {
         launch_pdl(ctx, &attention_prep_kernel<__half, __half>, grid, block, smem, a);
