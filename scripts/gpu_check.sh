@@ -89,14 +89,15 @@ if [[ $STAGES == *decodencu* ]]; then
 fi
 if [[ $STAGES == *matvecncu* ]]; then
   # Where the decode matvecs stall: ncu's detail sections for one launch of each
-  # bench_cuda_matmul_bench case named in MATVEC_CASES (regex on the benchmark name).
-  for c in ${MATVEC_CASES:-"Q6_K/ffn_down_12288x4096/T=1$" "Q4_K/ffn_up_4096x12288/T=1$"}; do
-    f=$(echo "$c" | tr -c 'A-Za-z0-9_\n' '_')
+  # bench_cuda_matmul_bench case named in MATVEC_CASES (regex on the benchmark name), all in
+  # matvec_ncu.txt.
+  for c in ${MATVEC_CASES:-"q6_k/ffn_down_12288x4096/T=1/" "q4_k/ffn_up_4096x12288/T=1/"}; do
+    echo "=== $c" >>"$OUT/matvec_ncu.txt"
     ncu --clock-control none --launch-skip 3 --launch-count 1 -k regex:matvec \
       --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
       --section SchedulerStats --section Occupancy --section LaunchStats --section InstructionStats \
       "$B/bench_cuda_matmul_bench" --benchmark_filter="Matvec/$c" --benchmark_min_time=0.01 \
-      >"$OUT/matvec_ncu_$f.txt" 2>&1
-    grep -E "Duration|Throughput|Issue Slots|Warp Cycles|Stall|Achieved Occupancy|Registers|No Eligible|Eligible Warps|Executed Ipc|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth" "$OUT/matvec_ncu_$f.txt" | head -40
+      >>"$OUT/matvec_ncu.txt" 2>&1
   done
+  grep -E "^===|Duration|Memory Throughput|Issue Slots Busy|Warp Cycles Per Issued|Achieved Occupancy|Registers Per|No Eligible|Eligible Warps|Executed Ipc A|L1/TEX Hit|L2 Hit|Theoretical Occ|Block Limit" "$OUT/matvec_ncu.txt" | head -80
 fi
