@@ -269,9 +269,8 @@ std::vector<Case> cases() {
     v.push_back(make("long_8k_T1_d64_kv1_h8_f32", 64, 8, 1, 1, 8192, DType::F32));
     v.push_back(with(make("long_8k_T1_d256_window_f16", 256, 8, 1, 1, 8192),
                      [](Case& c) { c.window = 4096; }));
-    // Short caches split a few steps per block, the last block merging (head_dim 80: lanes
-    // past the row's end), and a cache long enough for more splits than one merging warp
-    // takes (the combine pass).
+    // Decode over a short cache with head_dim 80 (not a multiple of 32 lanes), and over a
+    // 12K cache split into more shares than the 8K cases (the combine pass).
     v.push_back(make("short_300_T1_d80_kv2_h6_f16", 80, 6, 2, 1, 300));
     v.push_back(make("long_12k_T1_d128_kv2_h8_f16", 128, 8, 2, 1, 12000));
     // Tensor cores on a grid too small for the GPU (a short batch over a long cache): the
