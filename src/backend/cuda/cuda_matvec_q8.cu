@@ -471,8 +471,19 @@ __global__ void __launch_bounds__(kThreads)
 // the other R / 2 are the same rows of w2 (up), and it writes act(gate) * up for R / 2 rows.
 using Gated = MatvecGated;
 
+// Registers of the row kernel: Q4_K at one column, 2 rows x 2 units (plain and gated), is held
+// to 80 (6 blocks of 4 warps per SM; the compiler chose 93): H100, bench_cuda_matmul_bench,
+// us per call, default vs capped: ffn_up 15.7 vs 14.9, output 137 vs 131, q/o and ffn_down
+// equal; tg128 8B 310-314 vs 316 in one call. Q6_K lost with the same cap (ffn_down 21.8 vs
+// 23.0, q/o 9.8 vs 10.1) and at 64 registers everything lost (tg128 284).
 template <typename Ops, int NT, int R, int U>
-__global__ void __launch_bounds__(kThreads)
+constexpr bool rows_capped() {
+    return std::is_same_v<Ops, Q4KOps> && NT == 1 && R == 2 && U == 2;
+}
+
+template <typename Ops, int NT, int R, int U>
+__global__ void __launch_bounds__(rows_capped<Ops, NT, R, U>() ? kRowWarps * 32 : kThreads,
+                                  rows_capped<Ops, NT, R, U>() ? 6 : 1)
     matvec_q8_rows_kernel(const uint8_t* __restrict__ w, int64_t w_stride, int n, int k, Q8Acts xa,
                           float* __restrict__ out, int64_t out_stride, int nt, Gated gated,
                           MatvecSegments segs) {
