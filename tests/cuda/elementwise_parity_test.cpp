@@ -289,10 +289,10 @@ TEST(ElementwiseParity, SetRows) {
 
 TEST(ElementwiseParity, Argmax) {
     SIFT_REQUIRE_CUDA();
-    // Rows of one block and of many (the last block merging the others' pairs), and more rows
-    // than SMs (one block each).
-    const Shape shapes[] = {{1, 1},     {37, 7},     {32000, 3}, {151936, 2},
-                            {4097, 37}, {100003, 5}, {2048, 300}};
+    // Rows of one block and of many (the last block merging the others' pairs), more rows
+    // than SMs (one block each), and more than a grid's y dimension holds (65,535).
+    const Shape shapes[] = {{1, 1},     {37, 7},     {32000, 3},  {151936, 2},
+                            {4097, 37}, {100003, 5}, {2048, 300}, {3, 70000}};
     for (const Shape& s : shapes) {
         SCOPED_TRACE(::testing::Message() << "n=" << s.n << " rows=" << s.rows);
         Pair x(s.n, s.rows, 50);

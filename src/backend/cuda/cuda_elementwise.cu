@@ -276,10 +276,11 @@ struct ArgmaxPartial {
     int32_t i;
 };
 
-// Grid (blocks per row, rows): each block reduces its share of a row, 16 independent loads in
-// flight per thread; with more than one block per row each writes its pair to `part` and the
-// last to finish (tickets[row]) merges them and writes the row's index. One block over a
-// 151,936-value vocabulary row took 64 us (148 dependent load-and-compare steps per thread).
+// Grid (rows, blocks per row; rows on x, which allows 2^31 - 1 of them): each block reduces its
+// share of a row, 16 independent loads in flight per thread; with more than one block per row
+// each writes its pair to `part` and the last to finish (tickets[row]) merges them and writes
+// the row's index. One block over a 151,936-value vocabulary row took 64 us (148 dependent
+// load-and-compare steps per thread).
 constexpr int kArgmaxThreads = 256;
 constexpr int kArgmaxUnroll = 16;
 
@@ -290,10 +291,10 @@ __global__ void __launch_bounds__(kArgmaxThreads)
     __shared__ float sv[32];
     __shared__ int64_t si[32];
     __shared__ bool last;
-    const int64_t row = blockIdx.y;
+    const int64_t row = blockIdx.x;
     const float* p = at<float>(x, row_offset(lx, row));
-    const int64_t share = (n + gridDim.x - 1) / gridDim.x;
-    const int64_t lo = blockIdx.x * share, hi = min(n, lo + share);
+    const int64_t share = (n + gridDim.y - 1) / gridDim.y;
+    const int64_t lo = blockIdx.y * share, hi = min(n, lo + share);
     float best = -INFINITY;
     int64_t bi = -1;
     for (int64_t j0 = lo + threadIdx.x; j0 < hi; j0 += kArgmaxThreads * kArgmaxUnroll) {
@@ -308,19 +309,19 @@ __global__ void __launch_bounds__(kArgmaxThreads)
             argmax_merge(best, bi, v[u], isnan(v[u]) ? -1 : j0 + u * kArgmaxThreads);
     }
     block_argmax(best, bi, sv, si);
-    if (gridDim.x > 1) {
+    if (gridDim.y > 1) {
         if (threadIdx.x == 0) {
-            part[row * gridDim.x + blockIdx.x] = {best, static_cast<int32_t>(bi)};
+            part[row * gridDim.y + blockIdx.y] = {best, static_cast<int32_t>(bi)};
             __threadfence();  // the pair is visible before the ticket is taken
-            last = atomicAdd(&tickets[row], 1u) == gridDim.x - 1;
+            last = atomicAdd(&tickets[row], 1u) == gridDim.y - 1;
         }
         __syncthreads();
         if (!last) return;
         __threadfence();
         best = -INFINITY;
         bi = -1;
-        for (int b = threadIdx.x; b < gridDim.x; b += blockDim.x) {
-            const ArgmaxPartial* q = part + row * gridDim.x + b;
+        for (int b = threadIdx.x; b < gridDim.y; b += blockDim.x) {
+            const ArgmaxPartial* q = part + row * gridDim.y + b;
             argmax_merge(best, bi, __ldcg(&q->v), __ldcg(&q->i));
         }
         block_argmax(best, bi, sv, si);
@@ -483,7 +484,7 @@ void cuda_argmax(CudaContext& ctx, const Tensor& x, Tensor out) {
         rows * blocks * static_cast<int64_t>(sizeof(ArgmaxPartial)) > CudaContext::kPartialBytes)
         blocks = 1;
     launch_pdl(ctx, &argmax_kernel,
-               dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(rows)),
+               dim3(static_cast<unsigned>(rows), static_cast<unsigned>(blocks)),
                dim3(kArgmaxThreads), 0, x.data, row_layout(x), n, out.ptr<int32_t>(), out.nb[0],
                static_cast<ArgmaxPartial*>(ctx.partials), ctx.tickets);
 }

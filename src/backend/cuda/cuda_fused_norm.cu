@@ -166,8 +166,9 @@ __global__ void __launch_bounds__(kRopeWarps * 32)
     }
 }
 
-// ops.h attention_prep: one block per token, a warp per head over the q heads, the k heads
-// (also stored into the cache row of the token's cell) and the v heads (converted into theirs).
+// ops.h attention_prep's arguments. The kernel runs a warp per head over the q heads, the k
+// heads (also stored into the cache row of the token's cell) and the v heads (converted into
+// theirs).
 struct PrepArgs {
     float* q;
     int64_t q_nb1, q_nb2;
