@@ -312,6 +312,20 @@ void cuda_matmul_gated(CudaContext& ctx, const Tensor& w_gate, const Tensor& w_u
     }
 }
 
+MatvecSegments matvec_segments(const Tensor* ws, const Tensor* outs, size_t n) {
+    SIFT_CHECK(n >= 2 && n <= static_cast<size_t>(kMatvecSegments), "matvec: {} weights", n);
+    MatvecSegments segs;
+    segs.count = static_cast<int>(n);
+    for (size_t i = 0; i < n; ++i) {
+        check_weight_alignment(ws[i], "matmul");
+        segs.w[i] = static_cast<const uint8_t*>(ws[i].data);
+        segs.out[i] = outs[i].ptr<float>();
+        segs.out_stride[i] = outs[i].nb[1] / 4;
+        segs.n[i] = ws[i].ne[1];
+    }
+    return segs;
+}
+
 void cuda_matmul_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
                         Tensor* outs) {
     // Every product a bf16 GEMM: convert x once; every one an int8 matvec: quantize x once.

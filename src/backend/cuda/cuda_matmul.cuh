@@ -44,7 +44,16 @@ struct MatvecSegments {
     float* out[kMatvecSegments] = {};
     int64_t out_stride[kMatvecSegments] = {};
     int64_t n[kMatvecSegments] = {};
+    // The rows grid.x must cover: the largest matrix's (own: the launch's single matrix).
+    int64_t max_rows(int64_t own) const {
+        for (int i = 0; i < count; ++i) own = own > n[i] ? own : n[i];
+        return own;
+    }
 };
+// The segments of weights ws[0..n) (2..kMatvecSegments of them, one type and layout, checked by
+// the caller) into outs[0..n) (F32, column stride outs[i].nb[1]); each weight's alignment is
+// checked.
+MatvecSegments matvec_segments(const Tensor* ws, const Tensor* outs, size_t n);
 // outs[i] = ws[i] x on the float matvec kernel in one launch: 2..kMatvecSegments weights of one
 // type, shape and row stride, T <= kMatvecMaxCols.
 void cuda_matvec_f32_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,

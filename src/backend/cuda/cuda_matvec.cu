@@ -186,11 +186,9 @@ void launch_matvec(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor ou
     bool w_vec = k % 8 == 0 && w.nb[1] % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
     for (int i = 0; i < segs.count; ++i)
         w_vec = w_vec && reinterpret_cast<uintptr_t>(segs.w[i]) % 16 == 0;
-    int64_t rows = n;  // segments: the largest matrix sets grid.x
-    for (int i = 0; i < segs.count; ++i) rows = std::max(rows, segs.n[i]);
-    const dim3 grid(
-        grid_1d(rows, gated.w2 != nullptr ? kWarpsPerBlock : kWarpsPerBlock * kRowsPerWarp),
-        std::max(1, segs.count));
+    const dim3 grid(grid_1d(segs.max_rows(n),
+                            gated.w2 != nullptr ? kWarpsPerBlock : kWarpsPerBlock * kRowsPerWarp),
+                    std::max(1, segs.count));
     const auto* wp = static_cast<const uint8_t*>(w.data);
     const float* xp = x.ptr<const float>();
     float* op = out.ptr<float>();
@@ -225,20 +223,13 @@ void cuda_matvec_f32(CudaContext& ctx, const Tensor& w, const Tensor& x, Tensor 
 
 void cuda_matvec_f32_shared(CudaContext& ctx, const Tensor* ws, size_t n, const Tensor& x,
                             Tensor* outs) {
-    SIFT_CHECK(n >= 2 && n <= static_cast<size_t>(kMatvecSegments), "matvec: {} weights", n);
     SIFT_CHECK(x.ne[1] >= 1 && x.ne[1] <= kMatvecMaxCols, "matvec: {} columns", x.ne[1]);
-    MatvecSegments segs;
-    segs.count = static_cast<int>(n);
     for (size_t i = 0; i < n; ++i) {
         SIFT_CHECK(
             ws[i].type == ws[0].type && ws[i].ne[0] == ws[0].ne[0] && ws[i].nb[1] == ws[0].nb[1],
             "matvec: shared weights differ in type, k or row stride");
-        check_weight_alignment(ws[i], "matmul");
-        segs.w[i] = static_cast<const uint8_t*>(ws[i].data);
-        segs.out[i] = outs[i].ptr<float>();
-        segs.out_stride[i] = outs[i].nb[1] / 4;
-        segs.n[i] = ws[i].ne[1];
     }
+    const MatvecSegments segs = matvec_segments(ws, outs, n);
     const bool ok = dispatch_weight_type(ws[0].type, [&](auto tag) {
         launch_matvec<decltype(tag)::value>(ctx, ws[0], x, outs[0], Gated{}, segs);
     });

@@ -595,9 +595,7 @@ void launch_rows(CudaContext& ctx, const Tensor& w, Q8Acts xa, float* out, int64
                  int nt, Gated gated = {}, MatvecSegments segs = {}) {
     const int k = static_cast<int>(w.ne[0]), n = static_cast<int>(w.ne[1]);
     const int rows_out = gated.w2 != nullptr ? R / 2 : R;
-    int64_t rows = n;  // segments: the largest matrix sets grid.x
-    for (int i = 0; i < segs.count; ++i) rows = std::max(rows, segs.n[i]);
-    const int64_t items = (rows + rows_out - 1) / rows_out;
+    const int64_t items = (segs.max_rows(n) + rows_out - 1) / rows_out;
     launch_pdl(ctx, &matvec_q8_rows_kernel<Ops, NT, R, U>,
                dim3(static_cast<unsigned>((items + kRowWarps - 1) / kRowWarps),
                     static_cast<unsigned>(std::max(1, segs.count))),
@@ -776,17 +774,8 @@ void cuda_matvec_q8_shared(CudaContext& ctx, const Tensor* ws, size_t n, const T
         while (can_join && j < n && j - i < static_cast<size_t>(kMatvecSegments) &&
                ws[j].type == ws[i].type && ws[j].ne[0] == ws[i].ne[0] && ws[j].nb[1] == ws[i].nb[1])
             ++j;
-        MatvecSegments segs;
-        if (j - i > 1) {
-            segs.count = static_cast<int>(j - i);
-            for (size_t s = i; s < j; ++s) {
-                check_weight_alignment(ws[s], "matmul");
-                segs.w[s - i] = static_cast<const uint8_t*>(ws[s].data);
-                segs.out[s - i] = outs[s].ptr<float>();
-                segs.out_stride[s - i] = outs[s].nb[1] / 4;
-                segs.n[s - i] = ws[s].ne[1];
-            }
-        }
+        const MatvecSegments segs =
+            j - i > 1 ? matvec_segments(ws + i, outs + i, j - i) : MatvecSegments{};
         matvec_q8_acts(ctx, ws[i], xa, nt, outs[i], segs);
         i = j;
     }
