@@ -126,8 +126,7 @@ void BM_bsa_prefill(benchmark::State& state) {
                 in.block_mask = &mask_t;
                 const int64_t qb_first = t0 / kBlock;
                 const int64_t qb_last = (std::min(s, t0 + kUbatch) - 1) / kBlock;
-                in.dense_tail = static_cast<int32_t>(std::clamp<int64_t>(
-                    qb_last - std::max(qb_first, total - bs.last_full) + 1, 0, mask_t.ne[1]));
+                in.dense_tail = sift::dense_tail_blocks(qb_first, qb_last, total, bs.last_full);
             }
             if (count && mode > 0) {
                 std::vector<int8_t> m(static_cast<size_t>(mask_t.n_elements()));

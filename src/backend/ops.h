@@ -7,6 +7,7 @@
 // are I32 tensors [n_tokens] on the backend's device.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -104,6 +105,14 @@ struct BlockSparseParams {
     int32_t window = 4;     // blocks m - window < n <= m always kept (>= 1)
     int32_t last_full = 2;  // the prompt's last query blocks attend densely
 };
+
+// How many of a batch's query blocks [qb_first, qb_last] are among the prompt's last
+// `last_full` of n_qblocks_total (those attend densely): AttentionInputs::dense_tail.
+inline int32_t dense_tail_blocks(int64_t qb_first, int64_t qb_last, int64_t n_qblocks_total,
+                                 int32_t last_full) {
+    const int64_t from = std::max(qb_first, n_qblocks_total - last_full);
+    return static_cast<int32_t>(std::clamp<int64_t>(qb_last - from + 1, 0, qb_last - qb_first + 1));
+}
 
 // The activation of a gated FFN (matmul_gated): silu (SwiGLU) or gelu, tanh form (GeGLU).
 enum class GatedAct { GATED_SILU, GATED_GELU };

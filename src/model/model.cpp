@@ -304,10 +304,8 @@ void Model::forward_ubatch(const Batch& batch, const std::vector<int32_t>& cells
         const int64_t qb_first = batch.pos[first] / block;
         const int64_t qb_last = batch.pos[first + count - 1] / block;
         const int64_t n_qb = qb_last - qb_first + 1;
-        // The batch's query blocks among the prompt's last `last_full`: dense rows.
-        const int64_t full_from = bsa.n_qblocks_total - bsa.params.last_full;
-        bsa.dense_tail = static_cast<int32_t>(
-            std::clamp<int64_t>(qb_last - std::max(qb_first, full_from) + 1, 0, n_qb));
+        bsa.dense_tail =
+            dense_tail_blocks(qb_first, qb_last, bsa.n_qblocks_total, bsa.params.last_full);
         const auto bytes = static_cast<size_t>(n_kb * n_qb * hp_.n_head);
         if (bytes > bsa_mask_bytes_) {
             if (bsa_mask_ != nullptr) backend_.free(bsa_mask_);

@@ -316,6 +316,18 @@ std::vector<MaskedCase> masked_cases() {
 INSTANTIATE_TEST_SUITE_P(Cpu, MaskedAttention, ::testing::ValuesIn(masked_cases()),
                          [](const auto& info) { return info.param.name; });
 
+// The dense tail of a micro-batch: its query blocks among the prompt's last `last_full`.
+TEST(AttentionBlockSelect, DenseTailBlocks) {
+    // A prompt of 10 query blocks, the last 2 dense.
+    EXPECT_EQ(dense_tail_blocks(0, 3, 10, 2), 0);  // an early micro-batch
+    EXPECT_EQ(dense_tail_blocks(4, 7, 10, 2), 0);  // just before the tail
+    EXPECT_EQ(dense_tail_blocks(6, 9, 10, 2), 2);  // the last micro-batch holds the tail
+    EXPECT_EQ(dense_tail_blocks(7, 8, 10, 2), 1);  // block 8 only
+    EXPECT_EQ(dense_tail_blocks(9, 9, 10, 2), 1);  // a batch inside the tail
+    EXPECT_EQ(dense_tail_blocks(0, 9, 10, 0), 0);  // no dense tail
+    EXPECT_EQ(dense_tail_blocks(2, 4, 5, 8), 3);   // last_full past the prompt: all of it
+}
+
 TEST(AttentionBlockSelect, RejectsBadShapes) {
     Prefill p;
     p.init(3);

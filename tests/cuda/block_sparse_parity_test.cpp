@@ -263,9 +263,7 @@ TEST_P(BlockSparseParity, MatchesCpu) {
     test::cpu_reference().attention(cin, params,
                                     Tensor::view(ref.data(), DType::F32, {D, c.n_head, T}));
     gin.block_mask = &maskd.t();
-    const int64_t full_from = total - bs.last_full, qb_last = (c.pos_first + T - 1) / kB;
-    gin.dense_tail =
-        static_cast<int32_t>(std::clamp<int64_t>(qb_last - std::max(m0, full_from) + 1, 0, n_qb));
+    gin.dense_tail = dense_tail_blocks(m0, (c.pos_first + T - 1) / kB, total, bs.last_full);
     out.poison();
     cuda::cuda_attention(ctx, gin, params, out.t());
     SIFT_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
