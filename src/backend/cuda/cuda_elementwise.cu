@@ -481,7 +481,8 @@ void cuda_argmax(CudaContext& ctx, const Tensor& x, Tensor out) {
     // the rows alone fill the GPU or the partial pairs would not fit the context's buffer.
     int64_t blocks = std::clamp<int64_t>(n / (kArgmaxThreads * 4), 1, 128);
     if (rows >= ctx.sm_count || rows > CudaContext::kTickets ||
-        rows * blocks * static_cast<int64_t>(sizeof(ArgmaxPartial)) > CudaContext::kPartialBytes)
+        rows * blocks * static_cast<int64_t>(sizeof(ArgmaxPartial)) >
+            static_cast<int64_t>(CudaContext::kPartialBytes))
         blocks = 1;
     launch_pdl(ctx, &argmax_kernel,
                dim3(static_cast<unsigned>(rows), static_cast<unsigned>(blocks)),
