@@ -7,7 +7,12 @@
 // without touching K/V), its K and V rows into shared memory with 16-byte cp.async (double
 // buffered: the next visible step loads while this one computes), one score per (head, cell)
 // thread, an online-softmax update per head by one warp, then P V with each thread owning
-// 16 bytes' worth of output columns of one head.
+// 16 bytes' worth of output columns of one head (shared by 2-4 threads, each summing a share of
+// the step's cells, where a GQA group has too few columns to occupy the block).
+//
+// At short contexts the kernel is bound by the latency of its instruction chains, not by
+// memory: a 0.6B decode at ~40 cells (8 blocks, one warp per scheduler) issued an instruction
+// every 8.2 cycles, ~2,800 per warp, 13.8 us under ncu; P V on one warp was the longest chain.
 //
 // A Q8_0 K or V (a q8_0 KV cache: half the bytes of F16 per decoded token) arrives raw: its rows
 // (34 bytes per 32 values, only 2-byte aligned) as the 16-byte aligned chunks that cover them,
@@ -261,6 +266,13 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int e = 0; e < kEV; ++e) acc[i][e] = 0;
     const int n_items = n_rows * v_chunks;
+    // P V: output item tid + i kThreads of a thread. With few items (GQA groups of 2-4 at head
+    // dim 128: 32-64, one or two warps' worth) `parts` threads share each item, thread part p
+    // summing the step's cells p, p + parts, ...; the parts are added after the last step. The
+    // P V chain of a step is then 8-16 cells long, not 32, and every warp takes a share.
+    const int n_pad = (n_items + 31) / 32 * 32;
+    const int parts = n_pad <= kThreads / 2 ? kThreads / n_pad : 1;  // 4, 2 or 1
+    const int part = tid / n_pad, item0 = parts > 1 ? tid % n_pad : tid;
 
     // Steps flow through two shared-memory stages: the next step's K and V are in flight
     // (cp.async) while this one is computed.
@@ -329,7 +341,7 @@ __global__ void __launch_bounds__(kThreads)
 
 #pragma unroll
         for (int i = 0; i < kMaxItems; ++i) {
-            const int item = tid + i * kThreads;
+            const int item = item0 + i * kThreads;
             if (item >= n_items) break;
             const int row = item / v_chunks, ch = item % v_chunks;
             const float alpha = alpha_s[row];
@@ -345,9 +357,9 @@ __global__ void __launch_bounds__(kThreads)
             };
             if (ballot == 0xffffffffu) {  // a full step every cell of which is visible
 #pragma unroll 8
-                for (int j = 0; j < kVecTile; ++j) accumulate(j);
+                for (int j = part; j < kVecTile; j += parts) accumulate(j);
             } else {
-                for (int j = 0; j < n_valid; ++j) {
+                for (int j = part; j < n_valid; j += parts) {
                     if (ballot >> j & 1) accumulate(j);  // never read an invisible (unset) cell
                 }
             }
@@ -368,11 +380,26 @@ __global__ void __launch_bounds__(kThreads)
             m_s[row] = m[rr];
         }
     }
+    if (parts > 1) {  // the other parts' sums to shared memory (the K stages, done with)
+        float* red = reinterpret_cast<float*>(k_s);  // [parts - 1][n_items][kEV]
+        if (part > 0 && item0 < n_items) {
+#pragma unroll
+            for (int e = 0; e < kEV; ++e) red[((part - 1) * n_items + item0) * kEV + e] = acc[0][e];
+        }
+        __syncthreads();
+        if (part == 0 && item0 < n_items) {
+            for (int p = 1; p < parts; ++p) {
+#pragma unroll
+                for (int e = 0; e < kEV; ++e)
+                    acc[0][e] += red[((p - 1) * n_items + item0) * kEV + e];
+            }
+        }
+    }
     __syncthreads();
 #pragma unroll
     for (int i = 0; i < kMaxItems; ++i) {
-        const int item = tid + i * kThreads;
-        if (item >= n_items) break;
+        const int item = item0 + i * kThreads;
+        if (part > 0 || item >= n_items) break;
         const int row = item / v_chunks, ch = item % v_chunks;
         const int h = h0 + row;
         if (n_split == 1) {
