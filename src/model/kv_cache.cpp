@@ -29,6 +29,12 @@ std::string KvCache::type_error(const HParams& hp, DType type) {
     return "";
 }
 
+uint64_t KvCache::bytes_per_cell(const HParams& hp, DType type_k, DType type_v) {
+    const auto rows = static_cast<uint64_t>(*dtype_row_bytes(type_k, hp.kv_dim()) +
+                                            *dtype_row_bytes(type_v, hp.kv_dim()));
+    return static_cast<uint64_t>(hp.n_layer) * rows + 4 * sizeof(int32_t);
+}
+
 Result<std::unique_ptr<KvCache>> KvCache::create(const HParams& hp, Backend& backend,
                                                  int64_t n_cells, DType type_k, DType type_v) {
     for (DType type : {type_k, type_v}) {

@@ -25,6 +25,9 @@ class KvCache {
                                                    int64_t n_cells, DType type_k, DType type_v);
     // Why a K/V type cannot hold this model's heads ("" when it can).
     static std::string type_error(const HParams& hp, DType type);
+    // Bytes one cell takes: its K and V rows in every layer, and its position and sequence
+    // (on the device and in the host copy). Types as create's.
+    static uint64_t bytes_per_cell(const HParams& hp, DType type_k, DType type_v);
     ~KvCache();
     KvCache(const KvCache&) = delete;
     KvCache& operator=(const KvCache&) = delete;

@@ -7,6 +7,7 @@
 #include <span>
 
 #include "core/log.h"
+#include "model/context_budget.h"
 #include "model/forward.h"
 
 namespace sift {
@@ -60,9 +61,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& bac
         if (!error.empty()) return make_error("{}: {}", path, error);
     }
     const uint64_t kv_bytes_per_cell =
-        static_cast<uint64_t>(m->hp_.n_layer) *
-        static_cast<uint64_t>(*dtype_row_bytes(options.kv_type_k, m->hp_.kv_dim()) +
-                              *dtype_row_bytes(options.kv_type_v, m->hp_.kv_dim()));
+        KvCache::bytes_per_cell(m->hp_, options.kv_type_k, options.kv_type_v);
     int64_t n_ctx = options.n_ctx > 0 ? options.n_ctx : m->hp_.n_ctx_train;
     if (options.n_ctx <= 0) {
         // The training context, capped so the cache takes at most half the memory left after
@@ -74,7 +73,15 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& bac
                           n_ctx);
             n_ctx = std::max<int64_t>(fits, 256);
         }
+        n_ctx = std::min(n_ctx, kMaxContextTokens);
     }
+    // An explicit context must fit beside the weights (the default one was capped above).
+    const ContextCost cost{kv_bytes_per_cell,
+                           scratch_bytes(m->hp_, std::min<int64_t>(options.n_ubatch, n_ctx)),
+                           options.kv_type_k == DType::Q8_0 && options.kv_type_v == DType::Q8_0};
+    const std::string fit = context_fit_error(
+        n_ctx, cost, options.n_ctx > 0 ? backend.available_bytes() : UINT64_MAX, backend.name());
+    if (!fit.empty()) return make_error("{}: {}", path, fit);
     Result<std::unique_ptr<KvCache>> kv =
         KvCache::create(m->hp_, backend, n_ctx, options.kv_type_k, options.kv_type_v);
     if (!kv) return kv.error();
