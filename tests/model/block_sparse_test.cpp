@@ -10,13 +10,11 @@
 
 #include "model/model.h"
 #include "model/synthetic_writer.h"
+#include "tests/model/tiny_shapes.h"
 #include "tests/test_temp.h"
 
 namespace sift {
 namespace {
-
-constexpr ModelShape kTiny = {"qwen3", "tiny", "tiny", 2,    64,    4,    2, 16,
-                              128,     320,    512,    1e4f, 1e-6f, true, 0};
 
 class BlockSparseModel : public testing::Test {
   protected:
@@ -24,7 +22,7 @@ class BlockSparseModel : public testing::Test {
         path_ = test_temp_path("bsa_model.gguf");
         SyntheticWriteOptions w;
         w.weight_std = 0.2f;
-        ASSERT_TRUE(synthetic_write(kTiny, *file_type_find("f32"), path_, w).ok());
+        ASSERT_TRUE(synthetic_write(test::kTinyQwen3, *file_type_find("f32"), path_, w).ok());
         CpuBackendOptions b;
         b.exact = true;
         b.n_threads = 2;

@@ -12,6 +12,7 @@
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "model/synthetic_writer.h"
+#include "tests/model/tiny_shapes.h"
 #include "tests/test_temp.h"
 
 namespace sift {
@@ -52,16 +53,11 @@ TEST(ContextFitError, PastThirtyTwoBitPositions) {
         << e;
 }
 
-// arch, preset, name, layers, embd, heads, kv heads, head dim, ff, vocab, ctx, theta, eps, tied,
-// swa.
-constexpr ModelShape kTiny = {"qwen3", "tiny", "tiny", 2,    64,    4,    2, 16,
-                              128,     320,    512,    1e4f, 1e-6f, true, 0};
-
 class ContextBudgetModel : public testing::Test {
   protected:
     void SetUp() override {
         path_ = test_temp_path("budget.gguf");
-        ASSERT_TRUE(synthetic_write(kTiny, *file_type_find("f32"), path_, {}).ok());
+        ASSERT_TRUE(synthetic_write(test::kTinyQwen3, *file_type_find("f32"), path_, {}).ok());
         CpuBackendOptions b;
         b.n_threads = 1;
         backend_ = backend_cpu_create(b);

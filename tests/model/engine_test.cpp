@@ -10,15 +10,14 @@
 
 #include "model/model.h"
 #include "model/synthetic_writer.h"
+#include "tests/model/tiny_shapes.h"
 #include "tests/test_temp.h"
 
 namespace sift {
 namespace {
 
 // arch, preset, name, layers, embd, heads, kv heads, head dim, ff, vocab, ctx, theta, eps, tied,
-// swa
-constexpr ModelShape kTinyQwen3 = {"qwen3", "tiny", "tiny", 2,    64,    4,    2, 16,
-                                   128,     320,    512,    1e4f, 1e-6f, true, 0};
+// swa (the Qwen3 one: tests/model/tiny_shapes.h)
 constexpr ModelShape kTinyQwen2 = {"qwen2", "tiny", "tiny", 2,    64,    4,     2, 16,
                                    128,     320,    512,    1e4f, 1e-6f, false, 0};
 constexpr ModelShape kTinyLlama = {"llama", "tiny", "tiny", 2,    48,    3,    1, 16,
@@ -218,7 +217,7 @@ TEST_P(Engine, ErrorsAreValues) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, Engine,
-                         testing::Values(&kTinyQwen3, &kTinyQwen2, &kTinyLlama, &kTinyGemma3),
+                         testing::Values(&test::kTinyQwen3, &kTinyQwen2, &kTinyLlama, &kTinyGemma3),
                          [](const testing::TestParamInfo<const ModelShape*>& info) {
                              return std::string(info.param->arch);
                          });

@@ -17,6 +17,7 @@
 
 #include "model/model.h"
 #include "model/synthetic_writer.h"
+#include "tests/model/tiny_shapes.h"
 #include "tests/test_temp.h"
 
 namespace sift {
@@ -28,8 +29,6 @@ constexpr ModelShape kQwen3Hd32 = {"qwen3", "tiny", "tiny", 2,    128,   4,    2
                                    256,     320,    512,    1e4f, 1e-6f, true, 0};
 constexpr ModelShape kGemma3Hd32 = {"gemma3", "tiny", "tiny", 6,    64,    4,    1, 32,
                                     128,      400,    512,    1e6f, 1e-6f, true, 8};
-constexpr ModelShape kQwen3Hd16 = {"qwen3", "tiny", "tiny", 2,    64,    4,    2, 16,
-                                   128,     320,    512,    1e4f, 1e-6f, true, 0};
 constexpr double kLogitTol = 0.05;  // x max |logit| of the row
 
 class KvQ8Model : public testing::TestWithParam<const ModelShape*> {
@@ -130,7 +129,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KvQ8Model, testing::Values(&kQwen3Hd32, &kGemma
 
 TEST(KvQ8ModelLoad, HeadDimNotWholeBlocksIsAClearError) {
     const std::string path = test_temp_path("hd16.gguf");
-    ASSERT_TRUE(synthetic_write(kQwen3Hd16, *file_type_find("f32"), path, {}).ok());
+    ASSERT_TRUE(synthetic_write(test::kTinyQwen3, *file_type_find("f32"), path, {}).ok());
     CpuBackendOptions b;
     b.n_threads = 1;
     std::unique_ptr<Backend> backend = backend_cpu_create(b);
