@@ -285,6 +285,18 @@ class Backend {
         (void)n_kblocks;
         return 0;
     }
+    // Bytes the backend's attention may take beside a cache of n_cells cells of kv_dim values a
+    // side in these types, at most, for any call (CUDA: F16 copies of a q8_0 side's attended
+    // cells for the prefill kernels); a model counts them when it checks a context fits.
+    // Wrappers of a Backend must forward it.
+    virtual size_t attention_scratch_bytes(int64_t kv_dim, int64_t n_cells, DType type_k,
+                                           DType type_v) const {
+        (void)kv_dim;
+        (void)n_cells;
+        (void)type_k;
+        (void)type_v;
+        return 0;
+    }
     // out[t] = argmax over x[:, t]: x F32 [n, T], out I32 [T] (lowest index wins ties).
     virtual void argmax(const Tensor& x, Tensor out) = 0;
 };

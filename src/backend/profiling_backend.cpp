@@ -154,6 +154,10 @@ class ProfilingBackend final : public Backend {
     size_t key_means_bytes(int64_t head_dim, int64_t n_head_kv, int64_t n_kblocks) const override {
         return inner_->key_means_bytes(head_dim, n_head_kv, n_kblocks);
     }
+    size_t attention_scratch_bytes(int64_t kv_dim, int64_t n_cells, DType type_k,
+                                   DType type_v) const override {
+        return inner_->attention_scratch_bytes(kv_dim, n_cells, type_k, type_v);
+    }
     void argmax(const Tensor& x, Tensor out) override {
         timed("argmax", [&] { inner_->argmax(x, out); });
     }

@@ -15,8 +15,11 @@ inline constexpr int64_t kMaxContextTokens = INT32_MAX;
 
 struct ContextCost {
     uint64_t bytes_per_cell = 0;  // KvCache::bytes_per_cell
-    uint64_t scratch_bytes = 0;   // the activations of one micro-batch
-    bool kv_q8 = false;           // K and V are q8_0 already (no halving left to suggest)
+    // The backend's buffers that grow with the context, at n_ctx (Backend::
+    // attention_scratch_bytes, key_means_bytes), and one micro-batch's activations.
+    uint64_t growing_bytes = 0;
+    uint64_t activation_bytes = 0;
+    bool kv_q8 = false;  // K and V are q8_0 already (no halving left to suggest)
 };
 
 // "" when a context of n_ctx tokens fits in `available` bytes of `device`; else the error.

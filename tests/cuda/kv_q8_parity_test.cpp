@@ -241,6 +241,8 @@ TEST_P(KvQ8Attention, MatchesCpuOnTheSameCache) {
     } else {
         EXPECT_GT(converted, 0u) << "this shape runs on an F16 copy";
     }
+    // Within what a model's context check counts for it (Backend::attention_scratch_bytes).
+    EXPECT_LE(converted, cuda::cuda_attention_scratch_bytes(c.D * c.n_kv, c.n_cells, c.k, c.v));
     const double err = test::max_rel_error(got, ref);
     EXPECT_LE(err, bound) << c.name;
     std::printf("  %-34s max_rel_error %.3g (bound %.0e, %s)\n", c.name, err, bound,

@@ -21,32 +21,43 @@ namespace {
 constexpr uint64_t kGiB = uint64_t{1} << 30;
 
 TEST(ContextFitError, FitsWhenCacheAndActivationsFit) {
-    const ContextCost cost{1000, 5000, false};
+    const ContextCost cost{1000, 0, 5000, false};
     EXPECT_EQ(context_fit_error(1000, cost, 1000 * 1000 + 5000, "gpu"), "");
-    EXPECT_EQ(context_fit_error(kMaxContextTokens, {1, 0, false}, UINT64_MAX, "gpu"), "");
+    EXPECT_EQ(context_fit_error(kMaxContextTokens, {1, 0, 0, false}, UINT64_MAX, "gpu"), "");
 }
 
 TEST(ContextFitError, TooLargeNamesSizesAndWhatFits) {
     // 131072 cells of 144 KiB (an 8B's f16 cache) = 18 GiB, 1 GiB of activations,
     // 10 GiB free: (10 - 1) GiB / 144 KiB = 65536 cells fit.
-    const ContextCost cost{144 * 1024, kGiB, false};
+    const ContextCost cost{144 * 1024, 0, kGiB, false};
     const std::string e = context_fit_error(131072, cost, 10 * kGiB, "NVIDIA H100");
     EXPECT_NE(e.find("a context of 131072 tokens needs 19.00 GiB (18.00 GiB of KV cache, 1.00 GiB "
-                     "of activations) but NVIDIA H100 has 10.00 GiB free: about 65536 tokens fit"),
+                     "of activations and scratch) but NVIDIA H100 has 10.00 GiB free: about 65536 "
+                     "tokens fit"),
               std::string::npos)
         << e;
     EXPECT_NE(e.find("--cache-type q8_0"), std::string::npos) << e;
     // A q8_0 cache already: no halving to suggest.
-    const std::string q8 = context_fit_error(131072, {72 * 1024, kGiB, true}, 4 * kGiB, "cpu");
+    const std::string q8 = context_fit_error(131072, {72 * 1024, 0, kGiB, true}, 4 * kGiB, "cpu");
     EXPECT_NE(q8.find("about 43690 tokens fit"), std::string::npos) << q8;
     EXPECT_EQ(q8.find("q8_0"), std::string::npos) << q8;
     // Not even the activations fit.
-    EXPECT_NE(context_fit_error(10, {1, 2 * kGiB, false}, kGiB, "cpu").find("about 0 tokens fit"),
-              std::string::npos);
+    EXPECT_NE(
+        context_fit_error(10, {1, 0, 2 * kGiB, false}, kGiB, "cpu").find("about 0 tokens fit"),
+        std::string::npos);
+}
+
+TEST(ContextFitError, BuffersThatGrowWithTheContextCountPerCell) {
+    // 1000 bytes a cell of cache and 1e9 bytes of growing buffers at 1M cells (1000 a cell):
+    // 2000 a cell in 1 GiB.
+    const std::string e = context_fit_error(1000000, {1000, 1000000000, 0, false}, kGiB, "gpu");
+    EXPECT_NE(e.find("about 536870 tokens fit"), std::string::npos) << e;
+    EXPECT_EQ(context_fit_error(500000, {1000, 500000000, 0, false}, kGiB, "gpu"), "");
 }
 
 TEST(ContextFitError, PastThirtyTwoBitPositions) {
-    const std::string e = context_fit_error(kMaxContextTokens + 1, {1, 0, false}, UINT64_MAX, "x");
+    const std::string e =
+        context_fit_error(kMaxContextTokens + 1, {1, 0, 0, false}, UINT64_MAX, "x");
     EXPECT_NE(e.find("a context of 2147483648 tokens is past the largest sift supports "
                      "(2147483647)"),
               std::string::npos)

@@ -217,6 +217,10 @@ class CudaBackend final : public Backend {
     size_t key_means_bytes(int64_t head_dim, int64_t n_head_kv, int64_t n_kblocks) const override {
         return cuda::cuda_key_means_bytes(head_dim, n_head_kv, n_kblocks);
     }
+    size_t attention_scratch_bytes(int64_t kv_dim, int64_t n_cells, DType type_k,
+                                   DType type_v) const override {
+        return cuda::cuda_attention_scratch_bytes(kv_dim, n_cells, type_k, type_v);
+    }
     void argmax(const Tensor& x, Tensor out) override { cuda::cuda_argmax(*ctx_, x, out); }
 
   private:

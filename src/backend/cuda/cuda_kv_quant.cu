@@ -119,6 +119,13 @@ void cuda_set_rows_q8_0(CudaContext& ctx, const Tensor& src, const Tensor& idx, 
                static_cast<uint8_t*>(dst.data), dst.nb[1], dst.ne[1], n_blocks);
 }
 
+size_t cuda_attention_scratch_bytes(int64_t kv_dim, int64_t n_cells, DType type_k, DType type_v) {
+    // kv_q8_0_to_f16 converts at most the whole cache, each q8_0 side into its own scratch,
+    // which grows by half again at least per step (Scratch::get): under 1.5x the largest request.
+    const auto side = static_cast<size_t>(kv_dim * n_cells) * sizeof(__half) * 3 / 2 + 256;
+    return (type_k == DType::Q8_0 ? side : 0) + (type_v == DType::Q8_0 ? side : 0);
+}
+
 AttentionInputs kv_q8_0_to_f16(CudaContext& ctx, const AttentionInputs& in, bool with_v) {
     SIFT_CHECK(0 <= in.cell_begin && in.cell_begin <= in.cell_end && in.cell_end <= in.k.ne[2] &&
                    (!with_v || in.cell_end <= in.v.ne[2]) && in.cell_end <= in.cell_pos.ne[0] &&

@@ -59,6 +59,8 @@ void cuda_attention_probe(CudaContext& ctx, const AttentionInputs& in,
 // The KeyMeansCache layout of cuda_attention_block_select: F16 means [n_head_kv][capacity]
 // [head_dim], capacity = bytes / (n_head_kv * head_dim * 2) key blocks.
 size_t cuda_key_means_bytes(int64_t head_dim, int64_t n_head_kv, int64_t n_kblocks);
+// Backend::attention_scratch_bytes (cuda_kv_quant.cu): the F16 copies of the q8_0 sides.
+size_t cuda_attention_scratch_bytes(int64_t kv_dim, int64_t n_cells, DType type_k, DType type_v);
 void cuda_attention_block_select(CudaContext& ctx, const AttentionInputs& in,
                                  const AttentionParams& params, const BlockSparseParams& bs,
                                  int64_t n_qblocks_total, Tensor block_mask);
