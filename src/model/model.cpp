@@ -74,22 +74,25 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, Backend& bac
             n_ctx = std::max<int64_t>(fits, 256);
         }
         n_ctx = std::min(n_ctx, kMaxContextTokens);
+    } else {
+        // An explicit context must fit beside the weights (the default one is capped above):
+        // the cache, one micro-batch's activations, the attention's scratch for a cache this
+        // size, and the key-block means a block-sparse decode keeps (allocated on its first
+        // call).
+        const int64_t block = BlockSparseParams{}.block;
+        const uint64_t growing = backend.attention_scratch_bytes(
+                                     m->hp_.kv_dim(), n_ctx, options.kv_type_k, options.kv_type_v) +
+                                 static_cast<uint64_t>(m->hp_.n_layer) *
+                                     backend.key_means_bytes(m->hp_.head_dim, m->hp_.n_head_kv,
+                                                             (n_ctx + block - 1) / block);
+        const ContextCost cost{
+            kv_bytes_per_cell, growing,
+            scratch_bytes(m->hp_, std::min<int64_t>(options.n_ubatch, n_ctx)),
+            options.kv_type_k == DType::Q8_0 && options.kv_type_v == DType::Q8_0};
+        const std::string fit =
+            context_fit_error(n_ctx, cost, backend.available_bytes(), backend.name());
+        if (!fit.empty()) return make_error("{}: {}", path, fit);
     }
-    // An explicit context must fit beside the weights (the default one was capped above).
-    // Beside the cache: one micro-batch's activations, the attention's scratch for a cache this
-    // size, and the key-block means a block-sparse decode keeps (allocated on its first call).
-    const int64_t n_kblocks = (n_ctx + BlockSparseParams{}.block - 1) / BlockSparseParams{}.block;
-    const uint64_t growing =
-        backend.attention_scratch_bytes(m->hp_.kv_dim(), n_ctx, options.kv_type_k,
-                                        options.kv_type_v) +
-        static_cast<uint64_t>(m->hp_.n_layer) *
-            backend.key_means_bytes(m->hp_.head_dim, m->hp_.n_head_kv, n_kblocks);
-    const ContextCost cost{kv_bytes_per_cell, growing,
-                           scratch_bytes(m->hp_, std::min<int64_t>(options.n_ubatch, n_ctx)),
-                           options.kv_type_k == DType::Q8_0 && options.kv_type_v == DType::Q8_0};
-    const std::string fit = context_fit_error(
-        n_ctx, cost, options.n_ctx > 0 ? backend.available_bytes() : UINT64_MAX, backend.name());
-    if (!fit.empty()) return make_error("{}: {}", path, fit);
     Result<std::unique_ptr<KvCache>> kv =
         KvCache::create(m->hp_, backend, n_ctx, options.kv_type_k, options.kv_type_v);
     if (!kv) return kv.error();

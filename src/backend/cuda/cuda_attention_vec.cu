@@ -272,7 +272,7 @@ __global__ void __launch_bounds__(kThreads)
     // P V chain of a step is then 8-16 cells long, not 32, and every warp takes a share.
     const int n_pad = (n_items + 31) / 32 * 32;
     const int parts = n_pad <= kThreads / 2 ? kThreads / n_pad : 1;  // 4, 2 or 1
-    const int part = tid / n_pad, item0 = parts > 1 ? tid % n_pad : tid;
+    const int part = parts > 1 ? tid / n_pad : 0, item0 = parts > 1 ? tid % n_pad : tid;
 
     // Steps flow through two shared-memory stages: the next step's K and V are in flight
     // (cp.async) while this one is computed.

@@ -54,6 +54,9 @@ class Scratch {
     Scratch& operator=(const Scratch&) = delete;
     void* get(size_t bytes);                    // 256-byte aligned; contents undefined
     size_t capacity() const { return bytes_; }  // 0 until first used
+    // The most a scratch grows to when no request exceeds `largest`: get grows by half again
+    // at least (rounded to 256 bytes), so never past 1.5 times the largest request.
+    static size_t capacity_bound(size_t largest) { return largest * 3 / 2 + 256; }
 
   private:
     GraphEpoch* epoch_;

@@ -120,9 +120,9 @@ void cuda_set_rows_q8_0(CudaContext& ctx, const Tensor& src, const Tensor& idx, 
 }
 
 size_t cuda_attention_scratch_bytes(int64_t kv_dim, int64_t n_cells, DType type_k, DType type_v) {
-    // kv_q8_0_to_f16 converts at most the whole cache, each q8_0 side into its own scratch,
-    // which grows by half again at least per step (Scratch::get): under 1.5x the largest request.
-    const auto side = static_cast<size_t>(kv_dim * n_cells) * sizeof(__half) * 3 / 2 + 256;
+    // kv_q8_0_to_f16 converts at most the whole cache, each q8_0 side into its own scratch.
+    const size_t side =
+        Scratch::capacity_bound(static_cast<size_t>(kv_dim * n_cells) * sizeof(__half));
     return (type_k == DType::Q8_0 ? side : 0) + (type_v == DType::Q8_0 ? side : 0);
 }
 
